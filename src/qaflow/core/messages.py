@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from qaflow.core.errors import ErrorClass, InvalidMessageError
 from qaflow.core.ids import ID_LENGTH, question_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_TITLE = 1_000
 MAX_CONTENT = 20_000
 MAX_ANSWER = 50_000
@@ -251,13 +251,16 @@ def decode(schema: type[M], raw: bytes | str) -> M:
     try:
         data: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessageError(f"not valid UTF-8 JSON: {exc}") from exc
+        msg = f"not valid UTF-8 JSON: {exc}"
+        raise InvalidMessageError(msg) from exc
     if not isinstance(data, dict):
-        raise InvalidMessageError(f"expected a JSON object, got {type(data).__name__}")
+        msg = f"expected a JSON object, got {type(data).__name__}"
+        raise InvalidMessageError(msg)
     version = data.get("v")
     if version != SCHEMA_VERSION:
+        msg = f"unsupported schema version {version!r} (this build reads {SCHEMA_VERSION})"
         raise InvalidMessageError(
-            f"unsupported schema version {version!r} (this build reads {SCHEMA_VERSION})", "v"
+            msg, "v"
         )
     try:
         return schema.model_validate(data)

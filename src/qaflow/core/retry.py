@@ -1,0 +1,80 @@
+"""How a failed LLM call is retried, by error class, and the delivery cap.
+
+- quota (429): honour Retry-After (capped), else a fixed delay;
+- overload (5xx) and timeout: exponential backoff with full jitter, capped;
+- permanent: no retry, dead letter.
+
+The random source is passed in, so the policy is a pure function under test.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from qaflow.core import topics
+from qaflow.core.errors import ErrorClass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_delivery_attempts: int = 5
+    quota_delay_s: float = 20.0
+    retry_after_cap_s: float = 300.0
+    overload_base_s: float = 1.0
+    overload_cap_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_delivery_attempts < 1:
+            msg = "max_delivery_attempts must be >= 1"
+            raise ValueError(msg)
+        if not 0 < self.overload_base_s <= self.overload_cap_s:
+            msg = "need 0 < overload_base_s <= overload_cap_s"
+            raise ValueError(msg)
+
+    def delay(
+        self,
+        error_class: ErrorClass,
+        delivery: int,
+        *,
+        retry_after_s: float | None = None,
+        rng: random.Random | None = None,
+    ) -> float | None:
+        """Seconds to wait before try ``delivery + 1``, or ``None`` for the dead letter.
+
+        ``delivery`` is the try that just failed (1 for the first).
+        """
+        if error_class is ErrorClass.PERMANENT or delivery >= self.max_delivery_attempts:
+            return None
+        if error_class is ErrorClass.QUOTA:
+            if retry_after_s is not None and retry_after_s >= 0:
+                return min(retry_after_s, self.retry_after_cap_s)
+            return self.quota_delay_s
+        ceiling = min(self.overload_cap_s, self.overload_base_s * 2 ** (delivery - 1))
+        return (rng or random).uniform(0.0, ceiling)
+
+
+def retry_topic(error_class: ErrorClass) -> str:
+    """Quota errors and overloads wait on separate topics, so a long quota wait never
+    delays a short backoff."""
+    if error_class is ErrorClass.QUOTA:
+        return topics.RETRY_QUOTA
+    if error_class in (ErrorClass.OVERLOAD, ErrorClass.TIMEOUT):
+        return topics.RETRY_OVERLOAD
+    return topics.DEAD_LETTER
+
+
+def next_delivery(delivery: int, max_delivery_attempts: int) -> int:
+    """The capped ``delivery`` counter: the try after ``delivery``."""
+    if delivery >= max_delivery_attempts:
+        msg = f"delivery {delivery} already reached the cap {max_delivery_attempts}"
+        raise ValueError(msg)
+    return delivery + 1
+
+
+def next_generation(generation: int, max_generations: int) -> int:
+    """The capped ``generation`` counter: the regeneration after ``generation``."""
+    if generation >= max_generations:
+        msg = f"generation {generation} already reached the cap {max_generations}"
+        raise ValueError(msg)
+    return generation + 1

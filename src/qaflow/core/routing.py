@@ -1,0 +1,80 @@
+"""The quality gate: one scored attempt in, one decision out.
+
+``route`` is the pure policy; :class:`QuestionState` is what the score stage keeps per
+question (the Flink job's keyed state), and ``apply`` folds an attempt into it, dropping
+re-deliveries so that no question is routed twice to a terminal state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from qaflow.core.messages import BestAttempt
+
+
+class Route(StrEnum):
+    VALIDATED = "validated"
+    REGENERATE = "regenerate"
+    EXHAUSTED = "exhausted"
+
+
+def route(score: float, threshold: float, generation: int, max_generations: int) -> Route:
+    """validated if good enough; else regenerate while generations remain; else exhausted."""
+    if score >= threshold:
+        return Route.VALIDATED
+    if generation < max_generations:
+        return Route.REGENERATE
+    return Route.EXHAUSTED
+
+
+def better(candidate: BestAttempt, incumbent: BestAttempt | None) -> BestAttempt:
+    """The higher score wins; on a tie the earlier generation stays (it was cheaper)."""
+    if incumbent is None or candidate.score > incumbent.score:
+        return candidate
+    if candidate.score == incumbent.score and candidate.generation < incumbent.generation:
+        return candidate
+    return incumbent
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionState:
+    """Per-question state of the score stage."""
+
+    last_generation: int = 0  # highest generation already routed
+    best: BestAttempt | None = None
+    terminal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    route: Route
+    best: BestAttempt  # best attempt including this one
+    state: QuestionState
+
+
+def apply(
+    state: QuestionState | None,
+    attempt: BestAttempt,
+    *,
+    threshold: float,
+    max_generations: int,
+    carried_best: BestAttempt | None = None,
+) -> Decision | None:
+    """Fold one scored attempt into the state. ``None`` means a duplicate: emit nothing.
+
+    ``carried_best`` is the best attempt the message carried, so the decision is right
+    even when the state was lost or expired.
+    """
+    state = state or QuestionState()
+    if state.terminal or attempt.generation <= state.last_generation:
+        return None
+    best = better(attempt, better(carried_best, state.best) if carried_best else state.best)
+    decided = route(attempt.score, threshold, attempt.generation, max_generations)
+    new_state = replace(
+        state,
+        last_generation=attempt.generation,
+        best=best,
+        terminal=decided is not Route.REGENERATE,
+    )
+    return Decision(decided, best, new_state)

@@ -1,0 +1,196 @@
+"""Typed, frozen settings, read from the environment here and nowhere else.
+
+Every variable is ``QAFLOW_<FIELD>``. Groups of fields (pipeline, retry, llm, scorer,
+backends) are mixed into one settings class per service, so each service sees exactly
+what it needs and the variable list below is the contract the Helm chart renders.
+
+:func:`load` fails fast: a bad value raises :class:`ConfigError` naming the variable, and
+an unknown ``QAFLOW_*`` variable (a typo) is an error too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qaflow.core.errors import ConfigError
+
+PREFIX = "QAFLOW_"
+Fraction = float  # documented as [0, 1] by Field bounds below
+
+
+class _Group(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, frozen=True, extra="ignore", case_sensitive=False
+    )
+
+
+class PipelineSettings(_Group):
+    threshold: float = Field(0.80, ge=0.0, le=1.0, description="Score at or above which an answer is validated.")
+    max_generations: int = Field(3, ge=1, le=20, description="LLM answers per question at most (1 = no regeneration).")
+    max_delivery_attempts: int = Field(5, ge=1, le=50, description="Tries of one LLM call before the question fails.")
+    run_id: str | None = Field(None, max_length=200, description="Label for a run; stored with results.")
+
+
+class RetrySettings(_Group):
+    retry_quota_delay_s: float = Field(20.0, gt=0, description="Delay after a 429 without Retry-After.")
+    retry_after_cap_s: float = Field(300.0, gt=0, description="Longest Retry-After honoured.")
+    retry_overload_base_s: float = Field(1.0, gt=0, description="First backoff after a 5xx or timeout.")
+    retry_overload_cap_s: float = Field(60.0, gt=0, description="Longest backoff after a 5xx or timeout.")
+
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> RetrySettings:
+        if self.retry_overload_cap_s < self.retry_overload_base_s:
+            msg = "QAFLOW_RETRY_OVERLOAD_CAP_S must be >= QAFLOW_RETRY_OVERLOAD_BASE_S"
+            raise ValueError(msg)
+        return self
+
+
+LlmProviderName = Literal["offline", "gemini", "ollama", "openai"]
+
+DEFAULT_MODELS: dict[str, str] = {
+    "offline": "qaflow-offline-simulator",
+    "gemini": "gemini-2.5-flash",
+    "ollama": "llama3.2",
+    "openai": "gpt-4o-mini",
+}
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "offline": "",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "ollama": "http://localhost:11434",
+    "openai": "https://api.openai.com",
+}
+
+
+class LlmSettings(_Group):
+    llm_provider: LlmProviderName = Field("offline", description="offline (simulator), gemini, ollama or openai.")
+    llm_model: str = Field("", description="Model name; empty picks the provider's default.")
+    llm_base_url: str = Field("", description="Provider URL; empty picks the provider's default.")
+    llm_api_key: SecretStr | None = Field(None, description="API key (Gemini, OpenAI). Never logged.")
+    llm_timeout_s: float = Field(60.0, gt=0, le=600, description="Read timeout of one call.")
+    llm_connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Connect timeout of one call.")
+    llm_language: Literal["en", "es"] = Field("en", description="Answer language.")
+    llm_prompt_template: str | None = Field(None, description="Prompt with {title}, {content}, {language}; empty uses the built-in one.")
+    llm_temperature: float = Field(0.7, ge=0.0, le=2.0)
+    llm_max_tokens: int = Field(512, ge=1, le=32_000)
+    llm_seed: int = Field(0, description="Seed of the offline simulator.")
+    llm_sim_latency_ms: float = Field(0.0, ge=0, description="Simulator latency per call.")
+    llm_sim_rate_429: float = Field(0.0, ge=0, le=1, description="Simulator share of 429 replies.")
+    llm_sim_rate_503: float = Field(0.0, ge=0, le=1, description="Simulator share of 503 replies.")
+    llm_sim_rate_timeout: float = Field(0.0, ge=0, le=1, description="Simulator share of timeouts.")
+    llm_sim_rate_malformed: float = Field(0.0, ge=0, le=1, description="Simulator share of malformed replies.")
+    llm_sim_retry_after_s: float = Field(1.0, ge=0, description="Retry-After the simulator sends with a 429.")
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> LlmSettings:
+        if self.llm_provider == "gemini" and self.llm_api_key is None:
+            msg = "QAFLOW_LLM_API_KEY is required when QAFLOW_LLM_PROVIDER=gemini"
+            raise ValueError(msg)
+        if self.llm_connect_timeout_s > self.llm_timeout_s:
+            msg = "QAFLOW_LLM_CONNECT_TIMEOUT_S must not exceed QAFLOW_LLM_TIMEOUT_S"
+            raise ValueError(msg)
+        rates = (self.llm_sim_rate_429, self.llm_sim_rate_503, self.llm_sim_rate_timeout, self.llm_sim_rate_malformed)
+        if sum(rates) > 1.0:
+            msg = "the QAFLOW_LLM_SIM_RATE_* variables must add up to at most 1"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def model(self) -> str:
+        return self.llm_model or DEFAULT_MODELS[self.llm_provider]
+
+    @property
+    def base_url(self) -> str:
+        return (self.llm_base_url or DEFAULT_BASE_URLS[self.llm_provider]).rstrip("/")
+
+
+class ScorerSettings(_Group):
+    scorer: Literal["bertscore", "lexical", "remote"] = Field("bertscore", description="bertscore, lexical (token F1) or remote (the scorer service).")
+    scorer_model: str = Field("", description="bert-score model: a local directory or a Hugging Face id; empty uses the packaged all-MiniLM-L6-v2.")
+    scorer_num_layers: int | None = Field(None, ge=1, le=64, description="Layer whose embeddings bert-score uses; empty uses the model's default (6 for MiniLM).")
+    scorer_batch_size: int = Field(64, ge=1, le=4096, description="Pairs per model batch.")
+    scorer_device: str = Field("auto", description="auto, cpu or cuda[:N].")
+    scorer_max_chars: int = Field(4000, ge=16, le=200_000, description="Longer texts are truncated before scoring.")
+    scorer_url: str = Field("", description="Base URL of the scorer service (scorer=remote).")
+    scorer_timeout_s: float = Field(120.0, gt=0, description="Timeout of one remote scoring call.")
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> ScorerSettings:
+        if self.scorer == "remote" and not self.scorer_url:
+            msg = "QAFLOW_SCORER_URL is required when QAFLOW_SCORER=remote"
+            raise ValueError(msg)
+        return self
+
+
+class BackendSettings(_Group):
+    bus_url: str = Field("memory://", description="memory:// or kafka://host:port[,host:port].")
+    store_url: str = Field("sqlite:///qaflow.db", description="sqlite:///path or postgresql://user:pass@host/db.")
+    cache_url: str = Field("memory://", description="memory://, none:// or redis://host:port/db.")
+    cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="How long a result stays cached.")
+    kafka_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics qaflow creates.")
+    kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000, description="Retention of topics qaflow creates.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512")
+    kafka_username: str = ""
+    kafka_password: SecretStr | None = None
+    kafka_create_topics: bool = Field(True, description="Create missing topics at start-up (off when Strimzi owns them).")
+
+
+class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings):
+    """``qaflow run``: every stage in one process."""
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+# Every settings class a service may load; their fields make the set of known variables.
+_REGISTRY: list[type[BaseSettings]] = [EmbeddedSettings]
+
+
+def register(cls: type[S]) -> type[S]:
+    """Class decorator for service settings, so their variables count as known."""
+    _REGISTRY.append(cls)
+    return cls
+
+
+def known_variables() -> set[str]:
+    return {PREFIX + name.upper() for cls in _REGISTRY for name in cls.model_fields}
+
+
+def _unknown(environ: Mapping[str, str]) -> list[str]:
+    known = known_variables()
+    return sorted(k for k in environ if k.upper().startswith(PREFIX) and k.upper() not in known)
+
+
+def load(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """Build ``cls`` from the environment plus explicit overrides, or raise ConfigError."""
+    env = os.environ if environ is None else environ
+    unknown = _unknown(env)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name.upper(), known_variables(), n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ConfigError("unknown variable(s): " + ", ".join(hints))
+    values = {k[len(PREFIX):].lower(): v for k, v in env.items() if k.upper().startswith(PREFIX)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, values)) from exc
+
+
+def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = PREFIX + field.upper() if field else "configuration"
+        got = values.get(field)
+        shown = "" if got is None or "key" in field or "password" in field else f" (got {got!r})"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg}{shown}" if field else msg)
+    return "; ".join(lines)
