@@ -28,9 +28,7 @@ class MissingExtraError(QaflowError):
     """An optional dependency is not installed; the message says what to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(
-            f"{module} is not installed: run  pip install 'qaflow[{extra}]'"
-        )
+        super().__init__(f"{module} is not installed: run  pip install 'qaflow[{extra}]'")
         self.module = module
         self.extra = extra
 

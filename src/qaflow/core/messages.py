@@ -135,7 +135,10 @@ class ScoreRecord(_Message):
     model: str
     scorer: dict[str, str]
     decision: Literal["validated", "regenerate", "exhausted"]
-    latency_ms: float = Field(default=0.0, ge=0)
+    provider: str = ""
+    llm_latency_ms: float = Field(default=0.0, ge=0)
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
     run_id: str | None = None
     scored_at: float = Field(default_factory=now)
 
@@ -259,9 +262,7 @@ def decode(schema: type[M], raw: bytes | str) -> M:
     version = data.get("v")
     if version != SCHEMA_VERSION:
         msg = f"unsupported schema version {version!r} (this build reads {SCHEMA_VERSION})"
-        raise InvalidMessageError(
-            msg, "v"
-        )
+        raise InvalidMessageError(msg, "v")
     try:
         return schema.model_validate(data)
     except ValidationError as exc:

@@ -25,9 +25,7 @@ Fraction = float  # documented as [0, 1] by Field bounds below
 
 
 class _Group(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=PREFIX, frozen=True, extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", case_sensitive=False)
 
 
 class PipelineSettings(_Group):
@@ -75,7 +73,9 @@ class LlmSettings(_Group):
     llm_timeout_s: float = Field(60.0, gt=0, le=600, description="Read timeout of one call.")
     llm_connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Connect timeout of one call.")
     llm_language: Literal["en", "es"] = Field("en", description="Answer language.")
-    llm_prompt_template: str | None = Field(None, description="Prompt with {title}, {content}, {language}; empty uses the built-in one.")
+    llm_prompt_template: str | None = Field(
+        None, description="Prompt with {title}, {content}, {language}; empty uses the built-in one."
+    )
     llm_temperature: float = Field(0.7, ge=0.0, le=2.0)
     llm_max_tokens: int = Field(512, ge=1, le=32_000)
     llm_seed: int = Field(0, description="Seed of the offline simulator.")
@@ -110,9 +110,19 @@ class LlmSettings(_Group):
 
 
 class ScorerSettings(_Group):
-    scorer: Literal["bertscore", "lexical", "remote"] = Field("bertscore", description="bertscore, lexical (token F1) or remote (the scorer service).")
-    scorer_model: str = Field("", description="bert-score model: a local directory or a Hugging Face id; empty uses the packaged all-MiniLM-L6-v2.")
-    scorer_num_layers: int | None = Field(None, ge=1, le=64, description="Layer whose embeddings bert-score uses; empty uses the model's default (6 for MiniLM).")
+    scorer: Literal["bertscore", "lexical", "remote"] = Field(
+        "bertscore", description="bertscore, lexical (token F1) or remote (the scorer service)."
+    )
+    scorer_model: str = Field(
+        "",
+        description="bert-score model: a local directory or a Hugging Face id; empty uses the packaged all-MiniLM-L6-v2.",
+    )
+    scorer_num_layers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Layer whose embeddings bert-score uses; empty uses the model's default (6 for MiniLM).",
+    )
     scorer_batch_size: int = Field(64, ge=1, le=4096, description="Pairs per model batch.")
     scorer_device: str = Field("auto", description="auto, cpu or cuda[:N].")
     scorer_max_chars: int = Field(4000, ge=16, le=200_000, description="Longer texts are truncated before scoring.")
@@ -138,7 +148,9 @@ class BackendSettings(_Group):
     kafka_sasl_mechanism: str = Field("SCRAM-SHA-512")
     kafka_username: str = ""
     kafka_password: SecretStr | None = None
-    kafka_create_topics: bool = Field(True, description="Create missing topics at start-up (off when Strimzi owns them).")
+    kafka_create_topics: bool = Field(
+        True, description="Create missing topics at start-up (off when Strimzi owns them)."
+    )
 
 
 class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings):
@@ -176,7 +188,7 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: An
             close = difflib.get_close_matches(name.upper(), known_variables(), n=1)
             hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
         raise ConfigError("unknown variable(s): " + ", ".join(hints))
-    values = {k[len(PREFIX):].lower(): v for k, v in env.items() if k.upper().startswith(PREFIX)}
+    values = {k[len(PREFIX) :].lower(): v for k, v in env.items() if k.upper().startswith(PREFIX)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return cls.model_validate(values)

@@ -1,0 +1,88 @@
+"""Lines of a data-set file, streamed and decoded one at a time.
+
+Decoding line by line (instead of letting a text wrapper decode 8 KiB chunks) is what lets a
+bad byte be reported with its exact line number. A UTF-8 multi-byte sequence never contains
+``\\n``, so splitting the raw bytes on it first is safe.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import zlib
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import BinaryIO
+
+from qaflow.core.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+_BOM = "\ufeff"
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def base_suffix(path: Path) -> str:
+    """The suffix that names the format, looking through a ``.gz``: ``a.jsonl.gz`` -> ``.jsonl``."""
+    name = path.name.lower().removesuffix(".gz")
+    return Path(name).suffix
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        if is_gzip(path):
+            return gzip.open(path, "rb")
+        return path.open("rb")
+    except OSError as exc:
+        raise DatasetError(str(path), None, exc.strerror or str(exc)) from exc
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """Each line of ``path`` as text with its line ending kept (what ``csv`` expects).
+
+    Raises :class:`DatasetError` naming the line for bytes that are not UTF-8 and for a
+    corrupt or truncated gzip stream.
+    """
+    number = 0
+    with _open(path) as raw:
+        try:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    bad = line[exc.start : exc.start + 1]
+                    reason = f"not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
+                    raise DatasetError(str(path), number, reason) from exc
+                yield text.removeprefix(_BOM) if number == 1 else text
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise DatasetError(str(path), number + 1, f"corrupt gzip data: {exc}") from exc
+
+
+def read_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV record of ``path`` with the line it starts on; blank lines are passed over.
+
+    ``strict`` makes a stray or unterminated quote an error instead of a field that silently
+    swallows the rest of the file.
+    """
+    with closing(read_lines(path)) as lines:
+        reader = csv.reader(lines, strict=True)
+        start = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                seen = reader.line_num
+                reason = f"bad CSV: {exc}"
+                if seen > start:
+                    reason += f" (record starts here, error seen at line {seen})"
+                raise DatasetError(str(path), start, reason) from exc
+            line, start = start, reader.line_num + 1
+            if row:
+                yield line, row

@@ -1,0 +1,209 @@
+"""HTTP plumbing shared by the real LLM clients: sessions, timeouts and error mapping.
+
+Errors map to the retry paths of :mod:`qaflow.core.errors`: 429 is quota (with the
+server's Retry-After, or Gemini's ``google.rpc.RetryInfo``), 5xx/529 and refused
+connections are overload, 408 and client timeouts are timeouts, other 4xx and replies
+without the expected fields are permanent. API keys never reach a message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from qaflow.core.errors import (
+    LlmError,
+    LlmTimeoutError,
+    OverloadedError,
+    PermanentLlmError,
+    QuotaExceededError,
+)
+from qaflow.core.settings import LlmSettings
+from qaflow.llm.base import LlmReply, LlmRequest
+
+logger = logging.getLogger(__name__)
+
+OVERLOAD_STATUSES = frozenset({500, 502, 503, 504, 529})
+RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+EXCERPT_CHARS = 200
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or ``None``."""
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def retry_delay_from_body(body: Any) -> float | None:
+    """``retryDelay`` ("12s", "1.5s") of a Gemini ``google.rpc.RetryInfo`` error detail."""
+    if isinstance(body, list) and body:
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and detail.get("@type") == RETRY_INFO_TYPE:
+            delay = str(detail.get("retryDelay", "")).strip()
+            try:
+                seconds = float(delay.removesuffix("s"))
+            except ValueError:
+                return None
+            return max(0.0, seconds) if math.isfinite(seconds) else None
+    return None
+
+
+def excerpt(text: str, secrets: Iterable[str] = ()) -> str:
+    """A short, single-line piece of a reply body, with any secret blanked out."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], body: str, *, provider: str, secrets: Iterable[str] = ()
+) -> LlmError:
+    """The error for a non-2xx reply."""
+    message = f"{provider}: HTTP {status}: {excerpt(body, secrets)}"
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 429:
+        if retry_after is None:
+            try:
+                retry_after = retry_delay_from_body(json.loads(body))
+            except ValueError:
+                retry_after = None
+        return QuotaExceededError(message, status=status, retry_after_s=retry_after)
+    if status in OVERLOAD_STATUSES:
+        return OverloadedError(message, status=status, retry_after_s=retry_after)
+    if status == 408:
+        return LlmTimeoutError(message, status=status)
+    return PermanentLlmError(message, status=status)
+
+
+def malformed(provider: str, detail: str) -> PermanentLlmError:
+    return PermanentLlmError(f"malformed reply: {detail} ({provider})")
+
+
+class HttpClient:
+    """POSTs JSON with one ``requests.Session`` per calling thread (sessions are not
+    documented as thread-safe), so N calls in flight never share a connection pool."""
+
+    def __init__(self, provider: str, *, connect_timeout_s: float, read_timeout_s: float,
+                 secrets: Iterable[str] = ()) -> None:
+        self._provider = provider
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._secrets = tuple(s for s in secrets if s)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            with self._lock:
+                self._sessions.append(session)
+            self._local.session = session
+        return session
+
+    def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> tuple[Any, float]:
+        """The decoded JSON reply and the call's latency in ms, or an :class:`LlmError`."""
+        p = self._provider
+        started = time.perf_counter()
+        try:
+            response = self._session().post(url, json=payload, headers=dict(headers or {}),
+                                            timeout=self._timeout)
+        except requests.Timeout as exc:
+            msg = f"{p}: no answer from {url} within {self._timeout[1]:g}s ({type(exc).__name__})"
+            raise LlmTimeoutError(msg) from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            msg = f"{p}: connection to {url} failed ({type(exc).__name__})"
+            raise OverloadedError(msg) from exc
+        except requests.RequestException as exc:
+            msg = f"{p}: cannot call {url} ({type(exc).__name__}: {excerpt(str(exc), self._secrets)})"
+            raise PermanentLlmError(msg) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise error_for_status(response.status_code, response.headers, response.text,
+                                       provider=p, secrets=self._secrets)
+            try:
+                return response.json(), latency_ms
+            except ValueError as exc:
+                raise malformed(p, f"not JSON: {excerpt(response.text, self._secrets)!r}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()
+        for session in sessions:
+            session.close()
+
+
+def token_count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+class HttpProvider:
+    """Base of the real clients: a subclass builds the call and reads the reply."""
+
+    name = ""
+
+    def __init__(self, settings: LlmSettings) -> None:
+        self.settings = settings
+        self.model = settings.model
+        self.api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+        self._http = HttpClient(self.name, connect_timeout_s=settings.llm_connect_timeout_s,
+                                read_timeout_s=settings.llm_timeout_s, secrets=(self.api_key,))
+
+    def start(self) -> None:
+        logger.info("LLM provider %s, model %s at %s", self.name, self.model, self.settings.base_url)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def build(self, request: LlmRequest) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """URL, JSON body and headers of the call."""
+        raise NotImplementedError
+
+    def parse(self, data: Any) -> tuple[str, int | None, int | None]:
+        """Answer text, prompt tokens and completion tokens of a decoded reply."""
+        raise NotImplementedError
+
+    def generate(self, request: LlmRequest) -> LlmReply:
+        url, payload, headers = self.build(request)
+        data, latency_ms = self._http.post_json(url, payload, headers)
+        try:
+            text, prompt_tokens, completion_tokens = self.parse(data)
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise malformed(self.name, f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(text, str) or not text.strip():
+            raise malformed(self.name, "empty answer")
+        logger.debug("%s answered question_id=%s generation=%d delivery=%d in %.0f ms", self.name,
+                     request.question_id, request.generation, request.delivery, latency_ms)
+        return LlmReply(text=text.strip(), model=self.model, provider=self.name, latency_ms=latency_ms,
+                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)

@@ -1,0 +1,62 @@
+"""The store seam: questions, terminal results, attempt history, dead letters and runs.
+
+Writes are idempotent: a repeated result never double-counts; a better result replaces a
+worse one, never the reverse (scored beats failed; then the higher score wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qaflow.core.messages import DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    results: Sequence[ResultMessage] = ()
+    attempts: Sequence[ScoreRecord] = ()
+    dead_letters: Sequence[DeadLetter] = ()
+
+    def __len__(self) -> int:
+        return len(self.results) + len(self.attempts) + len(self.dead_letters)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    questions: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    mean_score: float | None = None
+    generations_distribution: dict[int, int] = field(default_factory=dict)  # answers used -> questions
+    mean_score_by_generation: dict[int, float] = field(default_factory=dict)  # over all attempts
+    attempts: int = 0
+    dead_letters: int = 0
+
+
+class Store(Protocol):
+    url: str
+
+    def start(self) -> None:
+        """Connect and apply migrations (idempotent)."""
+
+    def record_question(self, question: QuestionMessage) -> bool:
+        """Remember a submitted question. True only for the first submission of its id."""
+
+    def write(self, batch: WriteBatch) -> None:
+        """Apply results, attempts and dead letters in one transaction."""
+
+    def get_result(self, question_id: str) -> ResultMessage | None: ...
+
+    def get_attempts(self, question_id: str) -> list[ScoreRecord]: ...
+
+    def status(self, question_id: str) -> Status | None:
+        """Terminal status, else queued/processing for a known question, else None."""
+
+    def stats(self, run_id: str | None = None, question_ids: Sequence[str] | None = None) -> StoreStats: ...
+
+    def start_run(self, run_id: str, config: dict[str, Any]) -> None: ...
+
+    def finish_run(self, run_id: str, summary: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...

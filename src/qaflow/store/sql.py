@@ -1,0 +1,301 @@
+"""SQL shared by the SQLite and PostgreSQL stores; subclasses supply a dialect and connections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from qaflow.core.messages import DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
+from qaflow.store.base import StoreStats, WriteBatch
+from qaflow.store.migrations import MIGRATIONS
+
+logger = logging.getLogger(__name__)
+
+FAILED_RANK = -2.0  # below any score, so a scored result always replaces a failure
+STALE_QUEUED_S = 900.0  # a question queued this long without a result may be enqueued again
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    param: str  # "?" or "%s"
+    json: str
+    float: str
+    serial: str
+
+
+def rank(result: ResultMessage) -> float:
+    return FAILED_RANK if result.status is Status.FAILED or result.score is None else result.score
+
+
+def dead_letter_key(dl: DeadLetter) -> str:
+    o = dl.origin
+    if o.offset is not None:
+        return f"{o.topic}:{o.partition}:{o.offset}"
+    return "sha256:" + hashlib.sha256(dl.encode()).hexdigest()
+
+
+class SqlStore:
+    dialect: Dialect
+    url: str
+
+    # Subclasses: a context manager yielding a connection inside one transaction.
+    def transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", self.dialect.param) if self.dialect.param != "?" else sql
+
+    def migrate(self) -> None:
+        with self.transaction() as conn:
+            cur = conn.cursor()
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                f"(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at {self.dialect.float} NOT NULL)"
+            )
+            cur.execute("SELECT version FROM schema_migrations")
+            applied = {row[0] for row in cur.fetchall()}
+        for version, description, statements in MIGRATIONS:
+            if version in applied:
+                continue
+            with self.transaction() as conn:
+                cur = conn.cursor()
+                for stmt in statements:
+                    cur.execute(
+                        stmt.format(json=self.dialect.json, float=self.dialect.float, serial=self.dialect.serial)
+                    )
+                cur.execute(
+                    self._q("INSERT INTO schema_migrations VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING"),
+                    (version, description, time.time()),
+                )
+            logger.info("applied migration %d: %s", version, description)
+
+    def record_question(self, question: QuestionMessage) -> bool:
+        now = time.time()
+        sql = """INSERT INTO questions (question_id, title, content, reference_answer, category, run_id,
+                                       submitted_at, enqueued_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (question_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
+                 WHERE questions.enqueued_at < ?
+                   AND NOT EXISTS (SELECT 1 FROM results r WHERE r.question_id = questions.question_id)"""
+        q = question
+        with self.transaction() as conn:
+            cur = conn.cursor()
+            cur.execute(
+                self._q(sql),
+                (
+                    q.question_id,
+                    q.title,
+                    q.content,
+                    q.reference_answer,
+                    q.category,
+                    q.run_id,
+                    q.submitted_at,
+                    now,
+                    now - STALE_QUEUED_S,
+                ),
+            )
+            return bool(cur.rowcount == 1)
+
+    def write(self, batch: WriteBatch) -> None:
+        if not len(batch):
+            return
+        with self.transaction() as conn:
+            cur = conn.cursor()
+            for r in batch.results:
+                self._upsert_result(cur, r)
+            for a in batch.attempts:
+                self._insert_attempt(cur, a)
+            for d in batch.dead_letters:
+                self._insert_dead_letter(cur, d)
+
+    def _upsert_result(self, cur: Any, r: ResultMessage) -> None:
+        cols = (
+            "question_id",
+            "status",
+            "answer",
+            "score",
+            "best_generation",
+            "generations",
+            "delivery",
+            "model",
+            "scorer",
+            "error",
+            "run_id",
+            "submitted_at",
+            "finished_at",
+            "rank",
+            "body",
+        )
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+        sql = (
+            f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT (question_id) DO UPDATE SET {updates} WHERE excluded.rank > results.rank"
+        )
+        cur.execute(
+            self._q(sql),
+            (
+                r.question_id,
+                r.status.value,
+                r.answer,
+                r.score,
+                r.best_generation,
+                r.generations,
+                r.delivery,
+                r.model,
+                json.dumps(r.scorer) if r.scorer else None,
+                r.error,
+                r.run_id,
+                r.submitted_at,
+                r.finished_at,
+                rank(r),
+                r.model_dump_json(),
+            ),
+        )
+
+    def _insert_attempt(self, cur: Any, a: ScoreRecord) -> None:
+        sql = """INSERT INTO attempts (question_id, generation, answer, score, decision, model, provider, scorer,
+                     llm_latency_ms, prompt_tokens, completion_tokens, run_id, scored_at, body)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (question_id, generation) DO NOTHING"""
+        cur.execute(
+            self._q(sql),
+            (
+                a.question_id,
+                a.generation,
+                a.answer,
+                a.score,
+                a.decision,
+                a.model,
+                a.provider,
+                json.dumps(a.scorer),
+                a.llm_latency_ms,
+                a.prompt_tokens,
+                a.completion_tokens,
+                a.run_id,
+                a.scored_at,
+                a.model_dump_json(),
+            ),
+        )
+
+    def _insert_dead_letter(self, cur: Any, d: DeadLetter) -> None:
+        sql = """INSERT INTO dead_letters (dedup_key, question_id, reason, stage, origin_topic, origin_partition,
+                     origin_offset, failed_at, body)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"""
+        qid = d.question_id or (d.question.question_id if d.question else None)
+        cur.execute(
+            self._q(sql),
+            (
+                dead_letter_key(d),
+                qid,
+                d.reason,
+                d.stage,
+                d.origin.topic,
+                d.origin.partition,
+                d.origin.offset,
+                d.failed_at,
+                d.model_dump_json(),
+            ),
+        )
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        with self.transaction() as conn:
+            cur = conn.cursor()
+            cur.execute(self._q(sql), tuple(params))
+            return cur.fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.transaction() as conn:
+            cur = conn.cursor()
+            cur.execute(self._q(sql), tuple(params))
+            return list(cur.fetchall())
+
+    @staticmethod
+    def _text(body: Any) -> str:
+        return body if isinstance(body, str) else json.dumps(body)
+
+    def get_result(self, question_id: str) -> ResultMessage | None:
+        row = self._one("SELECT body FROM results WHERE question_id = ?", (question_id,))
+        return ResultMessage.model_validate_json(self._text(row[0])) if row else None
+
+    def get_attempts(self, question_id: str) -> list[ScoreRecord]:
+        rows = self._all("SELECT body FROM attempts WHERE question_id = ? ORDER BY generation", (question_id,))
+        return [ScoreRecord.model_validate_json(self._text(r[0])) for r in rows]
+
+    def status(self, question_id: str) -> Status | None:
+        row = self._one(
+            """SELECT (SELECT status FROM results WHERE question_id = ?),
+                      (SELECT COUNT(*) FROM attempts WHERE question_id = ?),
+                      (SELECT COUNT(*) FROM questions WHERE question_id = ?)""",
+            (question_id, question_id, question_id),
+        )
+        if row[0]:
+            return Status(row[0])
+        if row[1]:
+            return Status.PROCESSING
+        return Status.QUEUED if row[2] else None
+
+    def _filter(self, column: str, run_id: str | None, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
+        if ids is not None:
+            if not ids:
+                return " WHERE 1 = 0", []
+            return f" WHERE {column} IN ({', '.join('?' * len(ids))})", list(ids)
+        if run_id is not None:
+            return " WHERE run_id = ?", [run_id]
+        return "", []
+
+    def stats(self, run_id: str | None = None, question_ids: Sequence[str] | None = None) -> StoreStats:
+        where, params = self._filter("question_id", run_id, question_ids)
+        by_status = {s: n for s, n in self._all(f"SELECT status, COUNT(*) FROM results{where} GROUP BY status", params)}
+        mean = self._one(
+            f"SELECT AVG(score) FROM results{where}{' AND' if where else ' WHERE'} score IS NOT NULL", params
+        )[0]
+        dist = {
+            int(g): n
+            for g, n in self._all(f"SELECT generations, COUNT(*) FROM results{where} GROUP BY generations", params)
+        }
+        by_gen = {
+            int(g): float(m)
+            for g, m in self._all(
+                f"SELECT generation, AVG(score) FROM attempts{where} GROUP BY generation ORDER BY generation", params
+            )
+        }
+        attempts = self._one(f"SELECT COUNT(*) FROM attempts{where}", params)[0]
+        questions = self._one(f"SELECT COUNT(*) FROM questions{where}", params)[0]
+        dead = self._one(f"SELECT COUNT(*) FROM dead_letters{where}", params)[0]
+        return StoreStats(
+            questions=int(questions),
+            by_status=by_status,
+            mean_score=None if mean is None else float(mean),
+            generations_distribution=dist,
+            mean_score_by_generation=by_gen,
+            attempts=int(attempts),
+            dead_letters=int(dead),
+        )
+
+    def scores(self, run_id: str | None = None, question_ids: Sequence[str] | None = None) -> list[tuple[int, float]]:
+        """(generation, score) of every attempt, for reports."""
+        where, params = self._filter("question_id", run_id, question_ids)
+        rows = self._all(f"SELECT generation, score FROM attempts{where}", params)
+        return [(int(g), float(s)) for g, s in rows]
+
+    def start_run(self, run_id: str, config: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.cursor().execute(
+                self._q(
+                    "INSERT INTO runs (run_id, started_at, config) VALUES (?, ?, ?) ON CONFLICT (run_id) DO NOTHING"
+                ),
+                (run_id, time.time(), json.dumps(config)),
+            )
+
+    def finish_run(self, run_id: str, summary: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.cursor().execute(
+                self._q("UPDATE runs SET finished_at = ?, summary = ? WHERE run_id = ?"),
+                (time.time(), json.dumps(summary), run_id),
+            )
