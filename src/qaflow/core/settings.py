@@ -79,6 +79,7 @@ class LlmSettings(_Group):
     llm_temperature: float = Field(0.7, ge=0.0, le=2.0)
     llm_max_tokens: int = Field(512, ge=1, le=32_000)
     llm_seed: int = Field(0, description="Seed of the offline simulator.")
+    llm_concurrency: int = Field(8, ge=1, le=1024, description="LLM calls in flight per worker process.")
     llm_sim_latency_ms: float = Field(0.0, ge=0, description="Simulator latency per call.")
     llm_sim_rate_429: float = Field(0.0, ge=0, le=1, description="Simulator share of 429 replies.")
     llm_sim_rate_503: float = Field(0.0, ge=0, le=1, description="Simulator share of 503 replies.")

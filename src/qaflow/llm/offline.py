@@ -17,7 +17,13 @@ import random
 import re
 import time
 
-from qaflow.core.errors import LlmTimeoutError, OverloadedError, PermanentLlmError, QuotaExceededError
+from qaflow.core.errors import (
+    LlmError,
+    LlmTimeoutError,
+    OverloadedError,
+    PermanentLlmError,
+    QuotaExceededError,
+)
 from qaflow.core.settings import LlmSettings
 from qaflow.llm.base import LlmReply, LlmRequest
 
@@ -106,6 +112,17 @@ def simulated_answer(request: LlmRequest, seed: int) -> str:
     return " ".join(lead + kept + filler)
 
 
+def _fault_error(kind: str, s: LlmSettings) -> LlmError:
+    if kind == "429":
+        return QuotaExceededError("simulated 429: quota exceeded", status=429,
+                                  retry_after_s=s.llm_sim_retry_after_s)
+    if kind == "503":
+        return OverloadedError("simulated 503: model overloaded", status=503)
+    if kind == "timeout":
+        return LlmTimeoutError(f"simulated timeout (read timeout {s.llm_timeout_s:g}s)")
+    return PermanentLlmError("malformed reply: simulated garbage without an answer")
+
+
 class OfflineSimulator:
     """The ``offline`` provider. Stateless, so safe from any number of threads."""
 
@@ -128,16 +145,9 @@ class OfflineSimulator:
         if fault is not None:
             logger.debug("simulated %s for question_id=%s generation=%d delivery=%d",
                          fault, request.question_id, request.generation, request.delivery)
-        if fault == "429":
-            raise QuotaExceededError("simulated 429: quota exceeded", status=429,
-                                     retry_after_s=s.llm_sim_retry_after_s)
-        if fault == "503":
-            raise OverloadedError("simulated 503: model overloaded", status=503)
-        if fault == "timeout":
-            time.sleep(min(latency_s, s.llm_timeout_s))
-            raise LlmTimeoutError(f"simulated timeout (read timeout {s.llm_timeout_s:g}s)")
-        if fault == "malformed":
-            raise PermanentLlmError("malformed reply: simulated garbage without an answer")
+            if fault == "timeout":  # waits, but cheaply: never longer than the latency
+                time.sleep(min(latency_s, s.llm_timeout_s))
+            raise _fault_error(fault, s)
         if latency_s:
             time.sleep(latency_s)
         text = simulated_answer(request, s.llm_seed)

@@ -1,0 +1,227 @@
+"""The whole job in one process: the same workers and stages, over in-process transports.
+
+Questions are submitted in chunks; the workers are stepped round-robin until every
+submitted question has a terminal result in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from qaflow.bus import open_bus
+from qaflow.cache import open_cache
+from qaflow.core import topics
+from qaflow.core.messages import QuestionMessage, ResultMessage
+from qaflow.core.question import Question
+from qaflow.core.retry import RetryPolicy
+from qaflow.core.settings import EmbeddedSettings
+from qaflow.llm import make_provider
+from qaflow.llm.base import LlmProvider
+from qaflow.pipeline.answer import AnswerStage
+from qaflow.pipeline.retry_worker import RetryWorker
+from qaflow.pipeline.score import GatePolicy, ScoreStage
+from qaflow.pipeline.storage import StorageStage
+from qaflow.pipeline.submit import Source, Submitter
+from qaflow.pipeline.summary import RunSummary
+from qaflow.pipeline.worker import ConcurrentWorker, Decoded, Worker
+from qaflow.scoring import make_scorer
+from qaflow.scoring.base import Scorer
+from qaflow.store import open_store
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 128
+Progress = Callable[[int, int | None], None]  # (finished, total or None while unknown)
+
+
+def retry_policy(s: EmbeddedSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_delivery_attempts=s.max_delivery_attempts,
+        quota_delay_s=s.retry_quota_delay_s,
+        retry_after_cap_s=s.retry_after_cap_s,
+        overload_base_s=s.retry_overload_base_s,
+        overload_cap_s=s.retry_overload_cap_s,
+    )
+
+
+class EmbeddedPipeline:
+    def __init__(
+        self,
+        settings: EmbeddedSettings,
+        *,
+        provider: LlmProvider | None = None,
+        scorer: Scorer | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.s = settings
+        self.run_id = settings.run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.bus = open_bus(settings.bus_url, settings)
+        self.store = open_store(settings.store_url)
+        self.cache = open_cache(settings.cache_url)
+        self.provider = provider or make_provider(settings)
+        self.scorer = scorer or make_scorer(settings)
+        self.progress = progress or (lambda done, total: None)
+        self._pending: set[str] = set()
+        self._finished = 0
+
+    def _workers(self) -> tuple[ConcurrentWorker, Worker, RetryWorker, Worker]:
+        s, bus = self.s, self.bus
+        self.answer_stage = AnswerStage(
+            self.provider, retry_policy(s), language=s.llm_language, prompt_template=s.llm_prompt_template
+        )
+        self.score_stage = ScoreStage(self.scorer, GatePolicy(s.threshold, s.max_generations))
+        self.storage_stage = StorageStage(self.store, self.cache, s.cache_ttl_s)
+        llm = ConcurrentWorker(
+            "llm",
+            bus.consumer("qaflow-llm-worker", [topics.QUESTIONS]),
+            bus.producer(),
+            self.answer_stage.handle,
+            concurrency=s.llm_concurrency,
+        )
+        score = Worker(
+            "score",
+            bus.consumer("qaflow-score", [topics.ANSWERS]),
+            bus.producer(),
+            lambda batch: self.score_stage.handle_batch([m for _, m in batch]),
+            max_records=s.scorer_batch_size,
+        )
+        retry = RetryWorker(
+            bus.consumer("qaflow-retry-worker", list(topics.RETRY_TOPICS)), bus.producer(), s.max_delivery_attempts
+        )
+        storage = Worker(
+            "storage",
+            bus.consumer("qaflow-storage-writer", [topics.RESULTS, topics.SCORES, topics.DEAD_LETTER]),
+            bus.producer(),
+            self._store_batch,
+            max_records=512,
+            inline_dead_letters=True,
+        )
+        return llm, score, retry, storage
+
+    def _store_batch(self, batch: list[Decoded]) -> list[Any]:
+        written = self.storage_stage.handle_batch([m for _, m in batch])
+        for r in written.results:
+            self._settle(r)
+        return []
+
+    def _settle(self, result: ResultMessage) -> None:
+        if result.question_id in self._pending:
+            self._pending.discard(result.question_id)
+            self._finished += 1
+            self.progress(self._finished, None)
+
+    def run(self, questions: Iterable[Question], total: int | None = None) -> RunSummary:
+        started = time.perf_counter()
+        for part in (self.bus, self.store, self.cache, self.provider, self.scorer):
+            part.start()
+        self.bus.ensure_topics(topics.default_specs(self.s.kafka_partitions, self.s.kafka_retention_ms))
+        producer = self.bus.producer()
+        producer.start()
+        submitter = Submitter(self.store, self.cache, producer, self.s.cache_ttl_s)
+        workers = self._workers()
+        for w in workers:
+            w.start()
+        self.store.start_run(self.run_id, self._config())
+        summary = RunSummary(run_id=self.run_id, threshold=self.s.threshold, max_generations=self.s.max_generations)
+        ids: list[str] = []
+        try:
+            chunk: list[Question] = []
+            for question in questions:
+                chunk.append(question)
+                if len(chunk) >= CHUNK:
+                    self._submit(chunk, submitter, summary, ids, total)
+                    chunk = []
+                    self._pump(workers, until_pending_below=CHUNK)
+            self._submit(chunk, submitter, summary, ids, total)
+            self._pump(workers, until_pending_below=1)
+        finally:
+            for w in workers:
+                w.close()
+            producer.close()
+        self._summarise(summary, ids, time.perf_counter() - started)
+        self.store.finish_run(self.run_id, summary.to_dict())
+        return summary
+
+    def close(self) -> None:
+        for part in (self.scorer, self.provider, self.cache, self.store, self.bus):
+            part.close()
+
+    def _submit(
+        self, chunk: list[Question], submitter: Submitter, summary: RunSummary, ids: list[str], total: int | None
+    ) -> None:
+        for q in chunk:
+            msg = QuestionMessage.new(
+                q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id
+            )
+            sub = submitter.submit(msg)
+            summary.questions += 1
+            ids.append(sub.question_id)
+            if sub.source in (Source.CACHE, Source.STORE):
+                summary.cache_hits += 1
+                summary.answered_from[sub.source.value] = summary.answered_from.get(sub.source.value, 0) + 1
+                self._finished += 1
+            elif sub.source is Source.QUEUED:
+                self._pending.add(sub.question_id)
+            else:
+                summary.answered_from["duplicate"] = summary.answered_from.get("duplicate", 0) + 1
+                self._finished += 1
+        self.progress(self._finished, total)
+
+    def _pump(self, workers: tuple[ConcurrentWorker, Worker, RetryWorker, Worker], until_pending_below: int) -> None:
+        idle_rounds = 0
+        retry = workers[2]
+        while len(self._pending) >= until_pending_below:
+            if sum(w.step(0.0) for w in workers):
+                idle_rounds = 0
+                continue
+            if not workers[0].idle:
+                workers[0].step(0.05)  # wait for LLM calls in flight
+                idle_rounds = 0
+                continue
+            due = retry.next_due()
+            if due is not None:
+                time.sleep(max(0.0, min(1.0, due - time.time())))
+                continue
+            idle_rounds += 1
+            if idle_rounds > 3:
+                msg = f"pipeline went idle with {len(self._pending)} question(s) unfinished"
+                raise RuntimeError(msg)
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "threshold": self.s.threshold,
+            "max_generations": self.s.max_generations,
+            "max_delivery_attempts": self.s.max_delivery_attempts,
+            "llm": {"provider": self.s.llm_provider, "model": self.s.model},
+            "scorer": self.scorer.identity,
+        }
+
+    def _summarise(self, summary: RunSummary, ids: list[str], elapsed: float) -> None:
+        unique = sorted(set(ids))
+        stats = self.store.stats(question_ids=unique)
+        a = self.answer_stage.stats
+        summary.unique_questions = len(unique)
+        summary.validated = stats.by_status.get("validated", 0)
+        summary.exhausted = stats.by_status.get("exhausted", 0)
+        summary.failed = stats.by_status.get("failed", 0)
+        summary.llm_calls = a.calls
+        summary.first_calls = a.first_calls
+        summary.regeneration_calls = a.regeneration_calls
+        summary.retry_calls = a.retry_calls
+        summary.llm_errors = dict(a.errors)
+        summary.prompt_tokens = a.prompt_tokens
+        summary.completion_tokens = a.completion_tokens
+        summary.mean_score_by_generation = stats.mean_score_by_generation
+        summary.mean_first_score = stats.mean_score_by_generation.get(1)
+        summary.mean_final_score = stats.mean_score
+        if summary.mean_first_score is not None and summary.mean_final_score is not None:
+            summary.quality_gain = summary.mean_final_score - summary.mean_first_score
+        summary.dead_letters = stats.dead_letters
+        summary.elapsed_s = elapsed
+        summary.questions_per_s = summary.questions / elapsed if elapsed > 0 else 0.0
+        summary.scorer = dict(self.scorer.identity)
+        summary.llm = {"provider": self.s.llm_provider, "model": self.s.model}
