@@ -118,11 +118,12 @@ def test_undecodable_bytes_name_file_and_line(tmp_path: Path) -> None:
 
 
 def test_unterminated_quote_is_a_file_error_at_the_record_start(tmp_path: Path) -> None:
-    text = '"1","ok","","fine"\n"2","broken,"","x\n"3","next","","row"\n'
+    text = '"1","ok","","fine"\n"2","never closed\nplain line\nanother\n'
     with pytest.raises(DatasetError) as info:
         list(open_dataset(write(tmp_path, "q.csv", text)))
     assert info.value.line == 2
     assert "bad CSV" in info.value.reason
+    assert "error seen at line 4" in info.value.reason
 
 
 def test_stray_quote_is_a_file_error(tmp_path: Path) -> None:
@@ -178,9 +179,14 @@ def test_gzip(tmp_path: Path) -> None:
 
 
 def test_corrupt_gzip_is_a_file_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "t.csv.gz", b"this is not gzip\n")
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(b"this is not gzip\n")
     with pytest.raises(DatasetError, match="gzip"):
         list(open_dataset(path, fmt="zhang"))
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(b'"1","A","","B"\n' * 1000)[:-30])
+    with pytest.raises(DatasetError, match="gzip"):
+        list(open_dataset(truncated))
 
 
 # --- Hugging Face layouts ------------------------------------------------------------------

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
-from qaflow.devstack.errors import MissingBinaryError
+from qaflow.devstack.errors import MissingBinaryError, require_module
 from qaflow.devstack.ports import LOOPBACK, free_port, free_ports, is_listening
-from qaflow.devstack.process import ServerProcess, require_module
+from qaflow.devstack.process import ServerProcess
 
 DEFAULT_VERSION = "4.3.1"  # keep in step with k8s-dev/local/kafka/pom.xml and Strimzi
 DEFAULT_JVM_OPTS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError")
@@ -93,9 +92,9 @@ class KafkaServer(ServerProcess):
     def check(self) -> None:
         require_module("kafka", "kafka")
         if shutil.which("java") is None:
-            raise MissingBinaryError("java", "PATH")
+            raise MissingBinaryError(what="java", looked_in="PATH")
         if not (self.libs_dir / f"kafka_2.13-{self.version}.jar").is_file():
-            raise MissingBinaryError(f"Kafka {self.version} jars", str(self.libs_dir))
+            raise MissingBinaryError(what=f"Kafka {self.version} jars", looked_in=str(self.libs_dir))
 
     def pick_ports(self) -> None:
         self.port, self.controller_port = free_ports(2)
@@ -125,16 +124,7 @@ class KafkaServer(ServerProcess):
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
         quick = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
-        format_log = self.workdir / "format.log"
-        with format_log.open("wb") as log:
-            done = subprocess.run(
-                self._java(*fmt, opts=quick),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, timeout=120, check=False,
-            )  # fmt: skip
-        if done.returncode != 0:
-            tail = self.log_tail(path=format_log)
-            raise self.start_error(f"storage format exited with {done.returncode}: {tail}")
+        self.run_step("format", self._java(*fmt, opts=quick))
 
     def command(self) -> list[str]:
         props = str(self.workdir / "server.properties")

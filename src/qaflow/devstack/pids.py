@@ -57,9 +57,7 @@ def alive(pid: int, started: int | None = None) -> bool:
     return started is None or int(fields[19]) == started
 
 
-def stop_pid(
-    pid: int, started: int | None, *, sig: int = signal.SIGTERM, grace: float = 20.0
-) -> bool:
+def stop_pid(pid: int, started: int | None, *, sig: int = signal.SIGTERM, grace: float = 20.0) -> bool:
     """Stop a server started earlier, maybe by another process. False if it had gone.
 
     ``started`` guards against a recycled pid: nothing is signalled unless it matches.

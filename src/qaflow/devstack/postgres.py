@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -11,9 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qaflow.devstack.errors import MissingBinaryError
+from qaflow.devstack.errors import MissingBinaryError, require_module
 from qaflow.devstack.ports import LOOPBACK
-from qaflow.devstack.process import ServerProcess, require_module
+from qaflow.devstack.process import ServerProcess
 from qaflow.devstack.unix_user import chown_tree, run_user, traversable_by
 
 SUPERUSER = "postgres"
@@ -35,12 +34,11 @@ def find_bindir() -> Path:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(Path(out.stdout.strip()))
     versions = Path("/usr/lib/postgresql").glob("*/bin")
-    candidates += sorted(versions, key=lambda p: int(p.parent.name) if p.parent.name.isdigit()
-                         else 0, reverse=True)  # fmt: skip
+    candidates += sorted(versions, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
     for bindir in candidates:
         if (bindir / "postgres").is_file() and (bindir / "initdb").is_file():
             return bindir
-    raise MissingBinaryError("PostgreSQL server (initdb, postgres)", "pg_config, /usr/lib/postgresql")
+    raise MissingBinaryError(what="PostgreSQL server (initdb, postgres)", looked_in="pg_config, /usr/lib/postgresql")
 
 
 class PostgresServer(ServerProcess):
@@ -88,17 +86,9 @@ class PostgresServer(ServerProcess):
         if (self.data_root / "data" / "PG_VERSION").exists():
             return
         assert self._bindir is not None, "check() first"
-        initdb = [str(self._bindir / "initdb"), "-D", str(self.data_root / "data"),
-                  "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]  # fmt: skip
-        initdb_log = self.workdir / "initdb.log"
-        with initdb_log.open("wb") as log:
-            done = subprocess.run(
-                initdb, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                timeout=120, check=False, **self.popen_kwargs(),
-            )  # fmt: skip
-        if done.returncode != 0:
-            tail = self.log_tail(path=initdb_log)
-            raise self.start_error(f"initdb exited with {done.returncode}: {tail}")
+        initdb = [str(self._bindir / "initdb"), "-D", str(self.data_root / "data"), "-U", SUPERUSER]
+        initdb += ["-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
+        self.run_step("initdb", initdb, **self.popen_kwargs())
 
     def popen_kwargs(self) -> dict[str, Any]:
         assert self.data_root is not None
@@ -109,8 +99,8 @@ class PostgresServer(ServerProcess):
 
     def command(self) -> list[str]:
         assert self._bindir is not None and self.data_root is not None
-        cmd = [str(self._bindir / "postgres"), "-D", str(self.data_root / "data"),
-               "-p", str(self.port), "-h", LOOPBACK, "-k", str(self.data_root / "run")]  # fmt: skip
+        cmd = [str(self._bindir / "postgres"), "-D", str(self.data_root / "data"), "-p", str(self.port)]
+        cmd += ["-h", LOOPBACK, "-k", str(self.data_root / "run")]
         for key, value in _SETTINGS.items():
             cmd += ["-c", f"{key}={value}"]
         return cmd

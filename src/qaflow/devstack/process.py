@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import signal
 import subprocess
@@ -11,18 +10,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Self
 
-from qaflow.core.errors import MissingExtraError
 from qaflow.devstack.errors import ServerStartError
 from qaflow.devstack.pids import die_with_parent, start_time, stop_pid
 from qaflow.devstack.ports import free_port
 
 logger = logging.getLogger(__name__)
-
-
-def require_module(module: str, extra: str) -> None:
-    """Fail with the pip command when the client library a readiness check uses is missing."""
-    if importlib.util.find_spec(module) is None:
-        raise MissingExtraError(module, extra)
 
 
 class ServerProcess:
@@ -102,13 +94,13 @@ class ServerProcess:
                 if self._fixed_port or not exc.port_conflict or attempt == self.start_attempts:
                     raise
                 logger.warning("%s: port %s taken, retrying with another", self.name, self.port)
-        raise AssertionError("unreachable")
+        raise AssertionError  # unreachable: the last attempt re-raises
 
     def spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
         logger.info("starting %s: %s", self.name, " ".join(cmd))
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
@@ -126,7 +118,8 @@ class ServerProcess:
         while True:
             code = self._proc.poll()
             if code is not None:
-                raise self.start_error(f"exited with code {code} before it was ready")
+                msg = f"exited with code {code} before it was ready"
+                raise self.start_error(msg)
             try:
                 self.ping()
             except Exception as exc:
@@ -135,7 +128,8 @@ class ServerProcess:
                 logger.info("%s ready on port %s (pid %s)", self.name, self.port, self.pid)
                 return
             if time.monotonic() > deadline:
-                raise self.start_error(f"not ready after {self.start_timeout:.0f}s: {last}")
+                msg = f"not ready after {self.start_timeout:.0f}s: {last}"
+                raise self.start_error(msg)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
@@ -156,8 +150,13 @@ class ServerProcess:
         """Let go of a running detached server; return what ``stop_detached`` needs."""
         assert self._proc is not None and self.detached, "only a started detached server"
         pid = self._proc.pid
-        info = {"pid": pid, "start_time": start_time(pid), "port": self.port,
-                "workdir": str(self.workdir), "log": str(self.log_path)}  # fmt: skip
+        info = {
+            "pid": pid,
+            "start_time": start_time(pid),
+            "port": self.port,
+            "workdir": str(self.workdir),
+            "log": str(self.log_path),
+        }
         with warnings.catch_warnings():
             # Popen warns when dropped while its child runs; here that is the point.
             warnings.simplefilter("ignore", ResourceWarning)
@@ -170,18 +169,19 @@ class ServerProcess:
         return stop_pid(info["pid"], info.get("start_time"), sig=cls.stop_signal, grace=grace)
 
     def start_error(self, reason: str) -> ServerStartError:
-        return ServerStartError(self.name, reason, self.log_path, self.log_tail())
+        return ServerStartError.from_log(self.name, reason, self.log_path)
 
-    def log_tail(self, lines: int = 40, path: Path | None = None) -> str:
-        path = path or self.log_path
-        try:
-            with path.open("rb") as f:
-                f.seek(0, 2)
-                f.seek(max(0, f.tell() - 16384))
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+    def run_step(self, step: str, cmd: list[str], **kwargs: Any) -> None:
+        """Run a one-off set-up command (format, initdb), its output in ``<step>.log``."""
+        step_log = self.workdir / f"{step}.log"
+        with step_log.open("wb") as log:
+            kwargs.setdefault("cwd", self.workdir)
+            done = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False, **kwargs
+            )
+        if done.returncode != 0:
+            msg = f"{step} exited with code {done.returncode}"
+            raise ServerStartError.from_log(self.name, msg, step_log)
 
     def __enter__(self) -> Self:
         return self.start()

