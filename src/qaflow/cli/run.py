@@ -153,7 +153,7 @@ def run(
             if report_path:
                 from qaflow.report.html import write_report
 
-                write_report(report_path, pipeline.store, summary)
+                write_report(report_path, pipeline.store, summary, pipeline.question_ids)
         finally:
             pipeline.close()
     if as_json:

@@ -66,6 +66,7 @@ class EmbeddedPipeline:
         self.scorer = scorer or make_scorer(settings)
         self.progress = progress or (lambda done, total: None)
         self._pending: set[str] = set()
+        self.question_ids: list[str] = []
         self._finished = 0
 
     def _workers(self) -> tuple[ConcurrentWorker, Worker, RetryWorker, Worker]:
@@ -142,6 +143,7 @@ class EmbeddedPipeline:
             for w in workers:
                 w.close()
             producer.close()
+        self.question_ids = sorted(set(ids))
         self._summarise(summary, ids, time.perf_counter() - started)
         self.store.finish_run(self.run_id, summary.to_dict())
         return summary

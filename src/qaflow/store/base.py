@@ -55,6 +55,11 @@ class Store(Protocol):
 
     def stats(self, run_id: str | None = None, question_ids: Sequence[str] | None = None) -> StoreStats: ...
 
+    def attempt_scores(
+        self, run_id: str | None = None, question_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, int, float]]:
+        """(question_id, generation, score) of every scored attempt."""
+
     def start_run(self, run_id: str, config: dict[str, Any]) -> None: ...
 
     def finish_run(self, run_id: str, summary: dict[str, Any]) -> None: ...

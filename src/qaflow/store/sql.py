@@ -278,11 +278,13 @@ class SqlStore:
             dead_letters=int(dead),
         )
 
-    def scores(self, run_id: str | None = None, question_ids: Sequence[str] | None = None) -> list[tuple[int, float]]:
-        """(generation, score) of every attempt, for reports."""
+    def attempt_scores(
+        self, run_id: str | None = None, question_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, int, float]]:
+        """(question_id, generation, score) of every attempt, for reports."""
         where, params = self._filter("question_id", run_id, question_ids)
-        rows = self._all(f"SELECT generation, score FROM attempts{where}", params)
-        return [(int(g), float(s)) for g, s in rows]
+        rows = self._all(f"SELECT question_id, generation, score FROM attempts{where}", params)
+        return [(str(q), int(g), float(s)) for q, g, s in rows]
 
     def start_run(self, run_id: str, config: dict[str, Any]) -> None:
         with self.transaction() as conn:

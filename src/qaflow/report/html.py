@@ -1,0 +1,142 @@
+"""A self-contained HTML report of a run: figures as inline PNGs, no external files."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from qaflow.core.errors import MissingExtraError
+from qaflow.pipeline.summary import RunSummary
+from qaflow.report.study import ThresholdPoint, by_question, study
+from qaflow.store.base import Store
+
+
+def _figure_png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def figures(summary: RunSummary, scores: dict[str, list[float]], points: list[ThresholdPoint]) -> dict[str, str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingExtraError("matplotlib", "report") from exc
+    out: dict[str, str] = {}
+    t = summary.threshold
+    bins = [i / 40 for i in range(41)]
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    first = [s[0] for s in scores.values()]
+    best = [max(s) for s in scores.values()]
+    ax.hist(first, bins=bins, alpha=0.6, label="first answer")
+    ax.hist(best, bins=bins, alpha=0.6, label="best answer (stored)")
+    ax.axvline(t, color="black", linestyle="--", label=f"threshold {t:g}")
+    ax.set(xlabel="score", ylabel="questions", title="Score distribution")
+    ax.legend()
+    out["histogram"] = _figure_png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    xs = [p.threshold for p in points]
+    ax.plot(xs, [p.first_pass_rate for p in points], label="pass rate, first answer")
+    replay = [p for p in points if p.final_pass_rate is not None]
+    ax.plot([p.threshold for p in replay], [p.final_pass_rate for p in replay], label="pass rate after regeneration")
+    ax.axvline(t, color="black", linestyle="--", label=f"run threshold {t:g}")
+    ax.set(xlabel="threshold", ylabel="share of questions", ylim=(0, 1.02), title="Threshold study")
+    if replay:
+        ax2 = ax.twinx()
+        ax2.plot(
+            [p.threshold for p in replay],
+            [p.calls_per_question for p in replay],
+            color="tab:red",
+            alpha=0.7,
+            label="LLM answers per question",
+        )
+        ax2.set_ylabel("LLM answers per question", color="tab:red")
+        ax2.set_ylim(0.9, max(1.1, summary.max_generations + 0.1))
+    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles=handles, loc="lower left", fontsize=8)
+    out["threshold"] = _figure_png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    gens = sorted(summary.mean_score_by_generation)
+    ax.bar([str(g) for g in gens], [summary.mean_score_by_generation[g] for g in gens], color="tab:green")
+    ax.axhline(t, color="black", linestyle="--")
+    ax.set(xlabel="generation", ylabel="mean score", title="Mean score by generation")
+    out["generations"] = _figure_png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    labels = ["first", "regeneration", "retry"]
+    values = [summary.first_calls, summary.regeneration_calls, summary.retry_calls]
+    ax.bar(labels, values, color=["tab:blue", "tab:orange", "tab:gray"])
+    ax.set(ylabel="LLM calls", title=f"Calls spent ({summary.llm_calls} in all)")
+    out["calls"] = _figure_png(fig)
+    plt.close(fig)
+    return out
+
+
+def render(summary: RunSummary, figs: dict[str, str], points: list[ThresholdPoint]) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_value(v))}</td></tr>"
+        for k, v in summary.to_dict().items()
+    )
+    study_rows = "".join(
+        f"<tr><td>{p.threshold:.2f}</td><td>{p.first_pass_rate:.1%}</td>"
+        f"<td>{'' if p.final_pass_rate is None else f'{p.final_pass_rate:.1%}'}</td>"
+        f"<td>{'' if p.calls_per_question is None else f'{p.calls_per_question:.2f}'}</td></tr>"
+        for p in points[::5]
+    )
+    imgs = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{data}"></figure>' for name, data in figs.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>qaflow report {html.escape(summary.run_id)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 520px; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }} th, td {{ padding: 2px 10px; border-bottom: 1px solid #ddd;
+text-align: left; font-size: 0.9rem; }}
+</style></head><body>
+<h1>qaflow run <code>{html.escape(summary.run_id)}</code></h1>
+<p>{summary.unique_questions} questions: {summary.validated} validated, {summary.exhausted} exhausted,
+{summary.failed} failed. {summary.llm_calls} LLM calls ({summary.regeneration_calls} for regeneration,
+{summary.retry_calls} retries). Mean score {_fmt(summary.mean_first_score)} for first answers,
+{_fmt(summary.mean_final_score)} for stored answers.</p>
+{imgs}
+<h2>Threshold study</h2>
+<p>Replayed from the recorded attempts. Pass rates after regeneration and the answers needed are exact for
+thresholds up to the run's ({summary.threshold:g}); above it only first answers are known.</p>
+<table><tr><th>threshold</th><th>first answer passes</th><th>passes after regeneration</th>
+<th>LLM answers per question</th></tr>{study_rows}</table>
+<h2>Summary</h2><table>{rows}</table>
+</body></html>
+"""
+
+
+def _value(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, dict) else str(v)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def write_report(path: str | Path, store: Store, summary: RunSummary, question_ids: list[str]) -> Path:
+    scores = by_question(store.attempt_scores(question_ids=question_ids))
+    grid = [i / 100 for i in range(101)]
+    points = study(scores, summary.threshold, summary.max_generations, grid)
+    figs = figures(summary, scores, points) if scores else {}
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(summary, figs, points), encoding="utf-8")
+    return target
