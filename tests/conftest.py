@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from typing import NoReturn, TypeVar
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -26,17 +26,26 @@ def _servers_required() -> bool:
     return ci or os.environ.get("QAFLOW_REQUIRE_SERVERS") == "1"
 
 
-def _unavailable(reason: str) -> NoReturn:
+class _Checkable(Protocol):
+    def check(self) -> None: ...
+
+
+def _require(servers: _Checkable) -> None:
+    """Skip (or fail under CI) when ``servers.check()`` finds something not installed."""
+    try:
+        servers.check()
+    except (MissingBinaryError, MissingExtraError) as exc:
+        reason = str(exc)
+    else:
+        return
     if _servers_required():
         pytest.fail(f"{reason} (servers are required under CI / QAFLOW_REQUIRE_SERVERS=1)", pytrace=False)
     pytest.skip(reason)
 
 
 def _serve(server: S) -> Iterator[S]:
-    try:
-        server.start()
-    except (MissingBinaryError, MissingExtraError) as exc:
-        _unavailable(str(exc))
+    _require(server)
+    server.start()
     try:
         yield server
     finally:
@@ -62,9 +71,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def server_unavailable() -> Callable[[str], NoReturn]:
-    """For tests that start servers themselves: skip, or fail under CI, with the reason."""
-    return _unavailable
+def require_servers() -> Callable[[_Checkable], None]:
+    """For tests that start servers themselves: ``require_servers(DevStack(path))`` skips,
+    or fails under CI, when a server there could not start for want of an install."""
+    return _require
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ else
   mkdir -p "$cache_dir"
   tmp="$(mktemp -d "$cache_dir/.tmp.XXXXXX")"  # same file system: the final mv is atomic
   trap 'rm -rf "$tmp"' EXIT
-  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
     -Dkafka.version="$kafka_version" -DincludeScope=runtime -DoutputDirectory="$tmp/libs" </dev/null
   touch "$tmp/libs/.complete"
   mkdir -p "$(dirname "$libs_dir")"

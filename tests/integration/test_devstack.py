@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 import psycopg2
 import pytest
@@ -16,8 +15,7 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from qaflow.core.errors import MissingExtraError
-from qaflow.devstack import DevStack, MissingBinaryError, down, status
+from qaflow.devstack import DevStack, down, status
 from qaflow.devstack.ports import is_listening
 
 pytestmark = pytest.mark.integration
@@ -80,12 +78,9 @@ def test_redis_set_get_under_prefix(redis_url: str, redis_prefix: str) -> None:
         client.close()
 
 
-def test_up_in_one_process_down_in_another(tmp_path: Path, server_unavailable: Callable[[str], NoReturn]) -> None:
+def test_up_in_one_process_down_in_another(tmp_path: Path, require_servers: Callable[[DevStack], None]) -> None:
     state_dir = tmp_path / "devstack"
-    try:
-        DevStack(state_dir).check()
-    except (MissingBinaryError, MissingExtraError) as exc:
-        server_unavailable(str(exc))
+    require_servers(DevStack(state_dir))
 
     # `up` runs in a child that exits: the servers must outlive it.
     cmd = [sys.executable, "-m", "qaflow.devstack", "up", "--state-dir", str(state_dir)]

@@ -47,8 +47,8 @@ def fake_llm() -> None:
               help="Share of requests answered 400 (a permanent error).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the fault draws, for repeatable runs.")
-@click.option("--api-key", envvar="QAFLOW_FAKE_LLM_API_KEY", default=None,
-              help="Require this key from OpenAI and Gemini clients (or QAFLOW_FAKE_LLM_API_KEY).")
+@click.option("--api-key", envvar="FAKE_LLM_API_KEY", default=None,
+              help="Require this key from OpenAI and Gemini clients (or FAKE_LLM_API_KEY).")
 def serve(host: str, port: int, **knobs: object) -> None:
     """Serve until SIGINT or SIGTERM. GET /_stats shows the counts; POST /_reset clears them."""
     from qaflow.llm.fake_server import FakeLlmServer

@@ -57,3 +57,7 @@ _register_optional()
 
 def main() -> None:
     cli(prog_name="qaflow")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -42,6 +42,23 @@ class InvalidMessageError(QaflowError):
         self.field = field
 
 
+class BusError(QaflowError):
+    """A message-bus operation failed; ``retriable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class DeliveryError(BusError):
+    """``flush`` found records that were not acknowledged: the caller must not commit."""
+
+
+class CommitFailedError(BusError):
+    """Offsets were not committed (usually a rebalance). The uncommitted records are
+    delivered again, so the caller may go on polling; nothing is skipped."""
+
+
 class DatasetError(QaflowError):
     """A data-set file or row that cannot be read, with its file and line."""
 

@@ -90,7 +90,7 @@ def _prompt(fmt: str, body: Any) -> str:
     return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
 
 
-def _answer(prompt: str) -> str:
+def _echo_answer(prompt: str) -> str:
     found = _QUESTION.search(prompt)
     question = (found.group(2) if found else prompt.strip().split("\n")[0])[:120]
     if found and found.group(1) == "Pregunta":
@@ -130,7 +130,7 @@ class FakeLlmServer:
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._in_flight = 0
+        self._in_flight = self._epoch = 0
         self._reset()
 
     @property
@@ -165,6 +165,7 @@ class FakeLlmServer:
 
     def _reset(self) -> None:
         with self._cond:
+            self._epoch += 1  # requests that arrived before a reset go uncounted
             self._seq = 0
             self._window: collections.deque[float] = collections.deque()
             self._by_status: collections.Counter[str] = collections.Counter()
@@ -181,6 +182,7 @@ class FakeLlmServer:
 
     def _app(self, environ: Any, start_response: Any) -> Any:
         request = Request(environ)
+        epoch = self._epoch
         if request.path == "/_stats":
             return _json(self.stats())(environ, start_response)
         if request.path == "/_reset" and request.method == "POST":
@@ -196,9 +198,10 @@ class FakeLlmServer:
         else:
             with self._cond:
                 self._by_format[fmt] += 1
-            response = self._handle(fmt, request)
+            response = self._handle(fmt, request, epoch)
         with self._cond:
-            self._by_status[str(response.status_code)] += 1
+            if epoch == self._epoch:
+                self._by_status[str(response.status_code)] += 1
         return response(environ, start_response)
 
     def _quota(self) -> float | None:
@@ -234,8 +237,9 @@ class FakeLlmServer:
             self._in_flight -= 1
             self._cond.notify_all()
 
-    def _handle(self, fmt: str, request: Request) -> Response:
+    def _handle(self, fmt: str, request: Request, epoch: int) -> Response:
         knobs = self.knobs
+        request.get_data()  # read the body even when refusing, so a kept-alive connection stays in sync
         if knobs.api_key and fmt != "ollama":
             sent = request.headers.get("x-goog-api-key") if fmt == "gemini" else (
                 request.headers.get("Authorization", "").removeprefix("Bearer "))
@@ -243,23 +247,24 @@ class FakeLlmServer:
                 return _error(fmt, 403 if fmt == "gemini" else 401, "missing or invalid API key")
         wait_s = self._quota()
         if wait_s is not None:
-            self._count_fault("rpm")
+            self._count_fault("rpm", epoch)
             return _error(fmt, 429, f"quota of {knobs.rpm} requests per minute exceeded", wait_s)
         if not self._acquire():
-            self._count_fault("over_capacity")
+            self._count_fault("over_capacity", epoch)
             return _error(fmt, 503, "over capacity")
         try:
             if knobs.latency_ms:
                 self._stopping.wait(knobs.latency_ms / 1000.0)
-            return self._answer(fmt, request, knobs)
+            return self._respond(fmt, request, knobs, epoch)
         finally:
             self._release()
 
-    def _count_fault(self, kind: str) -> None:
+    def _count_fault(self, kind: str, epoch: int) -> None:
         with self._cond:
-            self._faults[kind] += 1
+            if epoch == self._epoch:
+                self._faults[kind] += 1
 
-    def _answer(self, fmt: str, request: Request, knobs: Knobs) -> Response:
+    def _respond(self, fmt: str, request: Request, knobs: Knobs, epoch: int) -> Response:
         with self._cond:
             seq, self._seq = self._seq, self._seq + 1
         digest = hashlib.sha256(f"{knobs.seed}\x1f{seq}".encode()).digest()
@@ -270,7 +275,7 @@ class FakeLlmServer:
             edge += rate
             if u < edge:
                 fault = kind
-                self._count_fault(kind)
+                self._count_fault(kind, epoch)
                 break
         if fault == "429":
             return _error(fmt, 429, "resource exhausted", knobs.retry_after_s)
@@ -287,4 +292,4 @@ class FakeLlmServer:
             return _error(fmt, 400, "request body is not a valid chat request")
         model = request.path[len(GEMINI_PREFIX):-len(GEMINI_SUFFIX)] if fmt == "gemini" else str(
             body.get("model", "fake"))
-        return _reply(fmt, model, _answer(prompt), len(prompt.split()), fault == "malformed")
+        return _reply(fmt, model, _echo_answer(prompt), len(prompt.split()), fault == "malformed")

@@ -57,10 +57,11 @@ _FILLER = {
 _CLOSINGS = {"en": "Hope that helps.", "es": "Espero que te sirva."}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w{4,}")
-_STOPWORDS = frozenset(
-    "about does from have into just like over should than that their them there they this what when "
-    "where which will with would your como cuando donde esta este para pero porque puedo sobre tengo".split()
-)
+_STOPWORDS = frozenset({
+    "about", "does", "from", "have", "into", "just", "like", "over", "should", "than", "that", "their",
+    "them", "there", "they", "this", "what", "when", "where", "which", "will", "with", "would", "your",
+    "como", "cuando", "donde", "esta", "este", "para", "pero", "porque", "puedo", "sobre", "tengo",
+})
 
 
 def _unit(*parts: object) -> float:
@@ -72,7 +73,8 @@ def _unit(*parts: object) -> float:
 def quality(question_id: str, generation: int, seed: int) -> float:
     """Quality in [0, 1] of one simulated answer; later generations drift upwards."""
     u = _unit("quality", question_id, generation, seed)
-    return u ** (1.0 / (1.0 + DRIFT * (max(generation, 1) - 1)))
+    exponent = 1.0 / (1.0 + DRIFT * (max(generation, 1) - 1))
+    return float(u**exponent)
 
 
 def fault_kind(settings: LlmSettings, question_id: str, generation: int, delivery: int) -> str | None:

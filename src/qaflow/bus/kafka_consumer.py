@@ -1,0 +1,145 @@
+"""A kafka-python group consumer behind the bus ``Consumer`` seam.
+
+Offsets are committed only by :meth:`commit` (auto-commit is off); a new group starts
+at the earliest offset. Rebalances: a listener (run on kafka-python's I/O thread, so it
+only records state) logs the partitions revoked and assigned and re-applies ``pause`` to
+partitions that come back. A commit that the group refuses (a rebalance happened, or the
+member was evicted), or that names partitions this consumer no longer owns, raises
+:class:`CommitFailedError` with ``retriable = True``: the records behind it are delivered
+again to the partitions' owner, so the caller may log it and go on polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kafka.errors as kerrors
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+from qaflow.bus.base import Record
+from qaflow.core.errors import CommitFailedError
+from qaflow.core.offsets import TopicPartition as Tp
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "enable_auto_commit": False,
+    "auto_offset_reset": "earliest",
+    "max_poll_records": 500,
+    "allow_auto_create_topics": False,
+}
+# Errors meaning "the group moved on without this commit": retriable by re-polling.
+REBALANCE_ERRORS = (
+    kerrors.CommitFailedError,
+    kerrors.RebalanceInProgressError,
+    kerrors.IllegalGenerationError,
+    kerrors.UnknownMemberIdError,
+)
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, owner: KafkaBusConsumer) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            logger.info("group %s: partitions revoked: %s", self.owner.group, sorted(map(tuple, revoked)))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        if lost:
+            logger.warning("group %s: partitions lost (member evicted): %s", self.owner.group, sorted(map(tuple, lost)))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("group %s: partitions assigned: %s", self.owner.group, sorted(map(tuple, assigned)))
+        repause = [tp for tp in assigned if (tp.topic, tp.partition) in self.owner.paused]
+        if repause:
+            self.owner.client.pause(*repause)
+
+
+class KafkaBusConsumer:
+    def __init__(self, config: Mapping[str, Any], group: str, topics: Sequence[str]) -> None:
+        self.config = {**DEFAULTS, **config, "group_id": group}
+        self.group = group
+        self.topics = list(topics)
+        self.paused: set[Tp] = set()
+        self._consumer: KafkaConsumer | None = None
+
+    def start(self) -> None:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(**self.config)
+            self._consumer.subscribe(self.topics, listener=_Listener(self))
+
+    @property
+    def client(self) -> KafkaConsumer:
+        if self._consumer is None:
+            msg = "KafkaBusConsumer.start() was not called"
+            raise RuntimeError(msg)
+        return self._consumer
+
+    def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
+        batches = self.client.poll(timeout_ms=max(0, int(timeout_s * 1000)), max_records=max_records)
+        out: list[Record] = []
+        for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
+            for r in batches[tp]:
+                key = None if r.key is None else r.key.decode("utf-8", "replace")
+                out.append(Record(r.topic, r.partition, r.offset, key, r.value or b"", r.timestamp))
+        return out
+
+    def commit(self, offsets: Mapping[Tp, int]) -> None:
+        if not offsets:
+            return
+        owned = self.assignment()
+        mine = {TopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items() if tp in owned}
+        revoked = sorted(set(offsets) - owned)
+        try:
+            if mine:
+                self.client.commit(mine)
+        except REBALANCE_ERRORS as exc:
+            msg = (
+                f"group {self.group}: commit of {sorted(offsets.items())} refused, the group rebalanced ({exc}); "
+                "these records will be delivered again"
+            )
+            raise CommitFailedError(msg, retriable=True) from exc
+        except kerrors.KafkaError as exc:
+            msg = f"group {self.group}: commit of {sorted(offsets.items())} failed: {exc}"
+            raise CommitFailedError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
+        if revoked:
+            msg = (
+                f"group {self.group}: partitions {revoked} were revoked before their commit; "
+                "their new owner will deliver these records again"
+            )
+            raise CommitFailedError(msg, retriable=True)
+
+    def pause(self, partitions: Sequence[Tp]) -> None:
+        """Remembered across rebalances: a paused partition stays paused when it comes back."""
+        self.paused.update(partitions)
+        self._owned_only(self.client.pause, partitions)
+
+    def resume(self, partitions: Sequence[Tp]) -> None:
+        self.paused.difference_update(partitions)
+        self._owned_only(self.client.resume, partitions)
+
+    def _owned_only(self, action: Any, partitions: Sequence[Tp]) -> None:
+        owned = self.assignment()
+        for tp in partitions:
+            if tp in owned:
+                with contextlib.suppress(KeyError):  # revoked meanwhile by the I/O thread
+                    action(TopicPartition(*tp))
+
+    def seek(self, tp: Tp, offset: int) -> None:
+        if tp in self.assignment():
+            self.client.seek(TopicPartition(*tp), offset)
+
+    def assignment(self) -> set[Tp]:
+        return {(tp.topic, tp.partition) for tp in self.client.assignment()}
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except kerrors.KafkaError:  # close must not hide the error that led here
+                logger.exception("closing consumer of group %s", self.group)
+            self._consumer = None

@@ -1,0 +1,83 @@
+"""A kafka-python producer behind the bus ``Producer`` seam.
+
+Durability: ``acks="all"`` and the idempotent producer (kafka-python >= 2.1 accepts
+``enable_idempotence``; 3.x enables it by default, and setting it explicitly makes a
+conflicting option an error instead of a silent downgrade). ``send`` is asynchronous and
+keeps each record's future; ``flush`` waits for all of them and raises
+:class:`DeliveryError` if any failed, so a caller never commits past a lost record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import kafka.errors as kerrors
+from kafka import KafkaProducer
+
+from qaflow.core.errors import DeliveryError
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    "max_block_ms": 30_000,  # send() blocks this long at most for metadata or buffer space
+    "request_timeout_ms": 15_000,
+    "delivery_timeout_ms": 60_000,
+}
+PRUNE_AT = 10_000  # drop acknowledged futures when this many pile up between flushes
+
+
+class KafkaBusProducer:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = {**DEFAULTS, **config}
+        self._producer: KafkaProducer | None = None
+        self._pending: list[Any] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self._producer is None:
+            self._producer = KafkaProducer(**self.config)
+
+    @property
+    def client(self) -> KafkaProducer:
+        if self._producer is None:
+            msg = "KafkaBusProducer.start() was not called"
+            raise RuntimeError(msg)
+        return self._producer
+
+    def send(self, topic: str, key: str | None, value: bytes) -> None:
+        try:
+            future = self.client.send(topic, value=value, key=None if key is None else key.encode("utf-8"))
+        except kerrors.KafkaError as exc:
+            msg = f"send to {topic} (key {key}) failed: {exc}"
+            raise DeliveryError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
+        with self._lock:
+            self._pending.append((topic, key, future))
+            if len(self._pending) >= PRUNE_AT:
+                self._pending = [p for p in self._pending if not p[2].succeeded()]
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        try:
+            self.client.flush(timeout=timeout_s)
+        except kerrors.KafkaTimeoutError as exc:
+            msg = f"flush: records not acknowledged within {timeout_s}s"
+            raise DeliveryError(msg, retriable=True) from exc
+        with self._lock:
+            pending, self._pending = self._pending, []
+        failed = [(t, k, f) for t, k, f in pending if not f.succeeded()]
+        if failed:
+            topic, key, future = failed[0]
+            error = future.exception if future.is_done else "not completed"
+            logger.error("%d record(s) not delivered; first: topic=%s key=%s: %s", len(failed), topic, key, error)
+            msg = f"{len(failed)} of {len(pending)} record(s) not delivered; first: topic={topic} key={key}: {error}"
+            raise DeliveryError(msg, retriable=all(f.retriable() for _, _, f in failed))
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
