@@ -1,0 +1,138 @@
+"""``redis://host:port/db`` (or ``rediss://`` for TLS): the result cache on Redis.
+
+Keys: ``qaflow:result:v1:<question_id>`` (:data:`qaflow.cache.base.KEY_PREFIX`; the
+``v1`` changes when the value's schema does, so old entries are simply never read).
+Values: the :class:`ResultMessage` JSON, written with ``SET key value EX ttl``.
+
+Redis down, or slow, never fails a request and never adds much latency:
+
+- socket timeouts are short (0.5 s to connect and to read), with no retries;
+- a failed call opens a circuit breaker for ``breaker_s`` (2 s): meanwhile every call
+  skips Redis at once;
+- a read then answers ``None`` (the caller falls through to the store) and a write is
+  skipped; each is counted in ``stats.errors`` (not as a miss, so the hit rate
+  describes the cache, not the outage), and logged at most once per ``log_every_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from qaflow.cache.base import KEY_PREFIX, CacheStats, key
+from qaflow.core.errors import MissingExtraError
+from qaflow.core.messages import ResultMessage
+
+logger = logging.getLogger(__name__)
+
+SOCKET_TIMEOUT_S = 0.5
+BREAKER_S = 2.0
+LOG_EVERY_S = 30.0
+_FAILED = object()  # a call that did not reach Redis (as opposed to a reply of None)
+
+
+class RedisCache:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = KEY_PREFIX,
+        *,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+        breaker_s: float = BREAKER_S,
+        log_every_s: float = LOG_EVERY_S,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.stats = CacheStats()
+        self.socket_timeout_s = socket_timeout_s
+        self.breaker_s = breaker_s
+        self.log_every_s = log_every_s
+        self._client: Any = None
+        self._errors: tuple[type[BaseException], ...] = ()
+        self._open_until = 0.0  # circuit breaker: skip Redis until this monotonic time
+        self._last_log = float("-inf")
+        self._unlogged = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Build the client; connections open lazily, so a Redis that is down does not fail start-up."""
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            msg = "redis"
+            raise MissingExtraError(msg, "redis") from exc
+        self._errors = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.socket_timeout_s,
+            socket_timeout=self.socket_timeout_s,
+            retry_on_timeout=False,
+            health_check_interval=30,
+        )
+
+    def get(self, question_id: str) -> ResultMessage | None:
+        raw = self._call("get", key(question_id, self.prefix))
+        if raw is _FAILED:
+            return None
+        if raw is None:
+            with self._lock:
+                self.stats.misses += 1
+            return None
+        try:
+            result = ResultMessage.model_validate_json(raw)
+        except ValidationError as exc:
+            logger.warning("cache entry for question_id=%s is not a valid result, ignored: %s", question_id, exc)
+            with self._lock:
+                self.stats.misses += 1
+            return None
+        with self._lock:
+            self.stats.hits += 1
+        return result
+
+    def put(self, result: ResultMessage, ttl_s: int) -> None:
+        done = self._call("set", key(result.question_id, self.prefix), result.model_dump_json(), ex=max(1, ttl_s))
+        if done is not _FAILED:
+            with self._lock:
+                self.stats.writes += 1
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self._client is None:
+            msg = "RedisCache.start() was not called"
+            raise RuntimeError(msg)
+        if time.monotonic() < self._open_until:
+            self._failed(None)
+            return _FAILED
+        try:
+            return getattr(self._client, method)(*args, **kwargs)
+        except self._errors as exc:
+            self._open_until = time.monotonic() + self.breaker_s
+            self._failed(exc)
+            return _FAILED
+
+    def _failed(self, exc: BaseException | None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.stats.errors += 1
+            self._unlogged += 1
+            if now - self._last_log < self.log_every_s:
+                return
+            self._last_log, skipped, self._unlogged = now, self._unlogged, 0
+        reason = exc if exc is not None else "circuit open after an earlier failure"
+        logger.warning(
+            "redis %s unavailable, cache bypassed (%d call(s) since last report): %s", self.url_safe, skipped, reason
+        )
+
+    @property
+    def url_safe(self) -> str:
+        """The URL without its password, for logs."""
+        scheme, _, rest = self.url.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
