@@ -35,6 +35,7 @@ def _register_optional() -> None:
     import importlib
 
     for module, attr, name in [
+        ("qaflow.cli.config", "config", "config"),
         ("qaflow.cli.dataset", "dataset", "dataset"),
         ("qaflow.cli.fake_llm", "fake_llm", "fake-llm"),
         ("qaflow.cli.dev", "dev", "dev"),

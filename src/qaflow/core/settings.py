@@ -76,8 +76,8 @@ class LlmSettings(_Group):
     llm_prompt_template: str | None = Field(
         None, description="Prompt with {title}, {content}, {language}; empty uses the built-in one."
     )
-    llm_temperature: float = Field(0.7, ge=0.0, le=2.0)
-    llm_max_tokens: int = Field(512, ge=1, le=32_000)
+    llm_temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    llm_max_tokens: int = Field(512, ge=1, le=32_000, description="Longest answer, in tokens.")
     llm_seed: int = Field(0, description="Seed of the offline simulator.")
     llm_concurrency: int = Field(8, ge=1, le=1024, description="LLM calls in flight per worker process.")
     llm_sim_latency_ms: float = Field(0.0, ge=0, description="Simulator latency per call.")
@@ -145,10 +145,10 @@ class BackendSettings(_Group):
     cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="How long a result stays cached.")
     kafka_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics qaflow creates.")
     kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000, description="Retention of topics qaflow creates.")
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512")
-    kafka_username: str = ""
-    kafka_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field("PLAINTEXT", description="PLAINTEXT, or SASL_* with SCRAM users (Strimzi KafkaUser).")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when a SASL protocol is used.")
+    kafka_username: str = Field("", description="SASL user name.")
+    kafka_password: SecretStr | None = Field(None, description="SASL password. Never logged.")
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )

@@ -1,0 +1,1 @@
+"""Contract suites: the same tests run against the embedded and the real backend of each seam."""
