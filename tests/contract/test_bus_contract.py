@@ -1,0 +1,216 @@
+"""The bus contract (qaflow.bus.base), checked on the memory bus and on a real Kafka broker."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from qaflow.bus.base import Consumer, Producer, Record
+from qaflow.bus.memory import MemoryBus
+from qaflow.core.offsets import TopicPartition
+from qaflow.core.settings import BackendSettings
+from qaflow.core.topics import TopicSpec
+
+# Short group sessions so joins and rebalances take a second or two, not the 45 s default.
+FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "max_poll_interval_ms": 20_000}
+WAIT_S = 30.0  # upper bound for anything to arrive; typical waits are well under a second
+
+
+class Harness:
+    """One bus plus the clients a test opens on it, all closed at teardown."""
+
+    def __init__(self, bus: Any, name: str) -> None:
+        self.bus = bus
+        self.name = name
+        self._closers: list[Callable[[], None]] = []
+
+    def topic(self, suffix: str, partitions: int) -> str:
+        topic = f"{self.name}_{suffix}"
+        self.bus.ensure_topics([TopicSpec(topic, partitions, 3_600_000)])
+        return topic
+
+    def producer(self) -> Producer:
+        p = self.bus.producer(client_id=f"{self.name}-p")
+        p.start()
+        self._closers.append(p.close)
+        return p
+
+    def consumer(self, group: str, *topics: str) -> Consumer:
+        c = self.bus.consumer(f"{self.name}_{group}", list(topics), client_id=f"{self.name}-c")
+        c.start()
+        self._closers.append(c.close)
+        return c
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+
+
+@pytest.fixture(params=["memory", "kafka"])
+def harness(request: pytest.FixtureRequest, unique_name: str) -> Iterator[Harness]:
+    if request.param == "memory":
+        bus: Any = MemoryBus(f"memory://{unique_name}")
+    else:
+        from qaflow.bus.kafka import KafkaBus
+
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        url = f"kafka://{bootstrap}"
+        bus = KafkaBus(url, BackendSettings(bus_url=url), consumer_options=FAST_GROUP)
+    bus.start()
+    h = Harness(bus, unique_name)
+    try:
+        yield h
+    finally:
+        h.close()
+        bus.close()
+        if request.param == "memory":
+            MemoryBus.reset(unique_name)
+
+
+def poll_until(consumer: Consumer, done: Callable[[list[Record]], bool], timeout_s: float = WAIT_S) -> list[Record]:
+    got: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    while not done(got) and time.monotonic() < deadline:
+        got.extend(consumer.poll(0.5, 500))
+    return got
+
+
+def poll_count(consumer: Consumer, n: int, timeout_s: float = WAIT_S) -> list[Record]:
+    got = poll_until(consumer, lambda g: len(g) >= n, timeout_s)
+    assert len(got) >= n, f"got {len(got)} of {n} records within {timeout_s}s"
+    return got
+
+
+def wait_assigned(consumers: list[Consumer], expected: set[TopicPartition]) -> None:
+    """Poll every consumer (empty topics) until their assignments split ``expected`` exactly."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        for c in consumers:
+            assert c.poll(0.2, 1) == [], "topic should still be empty"
+        parts = [c.assignment() for c in consumers]
+        if all(parts) and set().union(*parts) == expected and sum(map(len, parts)) == len(expected):
+            return
+    pytest.fail(f"assignments never settled: {[c.assignment() for c in consumers]}")
+
+
+def send(producer: Producer, topic: str, items: list[tuple[str | None, str]]) -> None:
+    for key, value in items:
+        producer.send(topic, key, value.encode())
+    producer.flush(30.0)
+
+
+def values(records: list[Record]) -> list[str]:
+    return [r.value.decode() for r in records]
+
+
+def test_same_key_same_partition_in_order(harness: Harness) -> None:
+    topic = harness.topic("keys", 3)
+    items = [(f"k{k}", f"k{k}:{i}") for i in range(15) for k in range(8)]
+    send(harness.producer(), topic, items)
+
+    got = poll_count(harness.consumer("g", topic), len(items))
+
+    by_key: dict[str, list[Record]] = defaultdict(list)
+    for r in got:
+        assert r.topic == topic
+        by_key[r.key or ""].append(r)
+    assert sorted(by_key) == [f"k{k}" for k in range(8)]
+    for key, recs in by_key.items():
+        assert len({r.partition for r in recs}) == 1, f"{key} spread over partitions"
+        ordered = sorted(recs, key=lambda r: r.offset)
+        assert values(ordered) == [f"{key}:{i}" for i in range(15)]
+    assert len({r.partition for r in got}) > 1, "8 keys on 3 partitions should use more than one"
+
+
+def test_flush_then_fresh_group_reads_everything(harness: Harness) -> None:
+    topic = harness.topic("all", 2)
+    items = [(None if i % 3 == 0 else f"q{i}", f"v{i}") for i in range(60)]
+    send(harness.producer(), topic, items)
+
+    got = poll_count(harness.consumer("fresh", topic), 60)
+
+    assert sorted(values(got)) == sorted(v for _, v in items)
+    assert len({(r.partition, r.offset) for r in got}) == 60
+    assert sum(harness.bus.end_offsets(topic)) == 60
+
+
+def test_committed_offsets_are_honoured_by_the_next_consumer(harness: Harness) -> None:
+    topic = harness.topic("commit", 2)
+    send(harness.producer(), topic, [(f"q{i}", f"v{i}") for i in range(40)])
+
+    first = harness.consumer("g", topic)
+    got = poll_count(first, 40)
+    by_tp: dict[TopicPartition, list[Record]] = defaultdict(list)
+    for r in got:
+        by_tp[r.tp].append(r)
+    # Commit only the first half of each partition; the rest was polled but not committed.
+    committed = {tp: sorted(rs, key=lambda r: r.offset)[len(rs) // 2].offset for tp, rs in by_tp.items()}
+    first.commit(committed)
+    first.close()
+
+    second = harness.consumer("g", topic)
+    expected = {r.value.decode() for r in got if r.offset >= committed[r.tp]}
+    again = poll_count(second, len(expected))
+    assert poll_until(second, lambda g: False, 1.0) == [], "nothing beyond the uncommitted records"
+    assert sorted(values(again)) == sorted(expected)  # re-delivered, none skipped, no committed one repeated
+
+
+def test_two_consumers_of_a_group_split_the_partitions(harness: Harness) -> None:
+    topic = harness.topic("split", 4)
+    a = harness.consumer("g", topic)
+    b = harness.consumer("g", topic)
+    wait_assigned([a, b], {(topic, p) for p in range(4)})
+    assert a.assignment().isdisjoint(b.assignment())
+
+    items = [(f"q{i}", f"v{i}") for i in range(80)]
+    send(harness.producer(), topic, items)
+
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+    deadline = time.monotonic() + WAIT_S
+    while len(seen["a"]) + len(seen["b"]) < 80 and time.monotonic() < deadline:
+        for name, c in (("a", a), ("b", b)):
+            recs = c.poll(0.3, 500)
+            assert {r.tp for r in recs} <= c.assignment()
+            seen[name].extend(values(recs))
+            c.commit({r.tp: r.offset + 1 for r in recs})
+    assert seen["a"] and seen["b"], "both consumers should get records"
+    assert set(seen["a"]).isdisjoint(seen["b"])
+    assert sorted(seen["a"] + seen["b"]) == sorted(v for _, v in items)
+
+
+def test_pause_and_resume(harness: Harness) -> None:
+    topic = harness.topic("pause", 2)
+    c = harness.consumer("g", topic)
+    wait_assigned([c], {(topic, 0), (topic, 1)})
+    send(harness.producer(), topic, [(f"q{i}", f"v{i}") for i in range(30)])
+    ends = harness.bus.end_offsets(topic)
+    assert all(ends), f"both partitions need records: {ends}"
+
+    c.pause([(topic, 0)])
+    got = poll_count(c, ends[1])
+    got += poll_until(c, lambda g: False, 1.5)
+    assert {r.partition for r in got} == {1}
+    assert len(got) == ends[1]
+
+    c.resume([(topic, 0)])
+    rest = poll_count(c, ends[0])
+    assert {r.partition for r in rest} == {0}
+    assert [r.offset for r in rest] == list(range(ends[0]))
+
+
+def test_seek_rewinds_a_partition(harness: Harness) -> None:
+    topic = harness.topic("seek", 1)
+    send(harness.producer(), topic, [("q", f"v{i}") for i in range(10)])
+    c = harness.consumer("g", topic)
+    first = poll_count(c, 10)
+    assert [r.offset for r in first] == list(range(10))
+
+    c.seek((topic, 0), 4)
+    again = poll_count(c, 6)
+    assert [r.offset for r in again] == list(range(4, 10))
+    assert values(again) == [f"v{i}" for i in range(4, 10)]
+    assert poll_until(c, lambda g: False, 0.5) == []
