@@ -164,9 +164,7 @@ def test_streams_lazily_and_each_pass_starts_over(tmp_path: Path) -> None:
     assert next(it).title == "Q0"  # the broken tail has not been read yet
     assert data.report.rows == 1
     it.close()
-    assert [q.title for q in open_dataset(tmp_path / "s.csv", limit=5)] == [
-        f"Q{i}" for i in range(5)
-    ]
+    assert [q.title for q in open_dataset(tmp_path / "s.csv", limit=5)] == [f"Q{i}" for i in range(5)]
     with pytest.raises(DatasetError):
         list(data)
 
@@ -206,9 +204,7 @@ def test_hf_csv_maps_topic_and_detects_header(tmp_path: Path) -> None:
     assert [(q.category, q.title) for q in questions] == [(1, 'Why "13"?'), (10, "Veto?")]
     assert questions[0].reference_answer == "Old fear.\nUnclear."
     assert questions[0].source == "hf.csv:2"
-    assert data.report.skipped == Counter(
-        {"bad class index": 1, "too few columns": 1, "too many columns": 1}
-    )
+    assert data.report.skipped == Counter({"bad class index": 1, "too few columns": 1, "too many columns": 1})
 
 
 def test_hf_csv_with_pandas_index_column(tmp_path: Path) -> None:
@@ -226,14 +222,10 @@ def test_hf_csv_forced_on_a_headerless_file_names_line_1(tmp_path: Path) -> None
 
 def test_hf_jsonl(tmp_path: Path) -> None:
     records = [
-        {"id": 0, "topic": 4, "question_title": "RAM?", "question_content": None,
-         "best_answer": "Working memory."},
-        {"id": 1, "topic": "1", "question_title": "Sky?", "question_content": "a\\nb",
-         "best_answer": "Scattering."},
-        {"id": 2, "topic": True, "question_title": "Bool topic", "question_content": "",
-         "best_answer": "x"},
-        {"id": 3, "topic": 1, "question_title": 42, "question_content": "",
-         "best_answer": "x"},
+        {"id": 0, "topic": 4, "question_title": "RAM?", "question_content": None, "best_answer": "Working memory."},
+        {"id": 1, "topic": "1", "question_title": "Sky?", "question_content": "a\\nb", "best_answer": "Scattering."},
+        {"id": 2, "topic": True, "question_title": "Bool topic", "question_content": "", "best_answer": "x"},
+        {"id": 3, "topic": 1, "question_title": 42, "question_content": "", "best_answer": "x"},
         {"id": 4, "topic": 1, "question_title": "No answer key", "question_content": ""},
         [1, 2, 3],
     ]
@@ -252,8 +244,7 @@ def test_hf_jsonl(tmp_path: Path) -> None:
 
 
 def test_hf_jsonl_gz_and_invalid_json_line(tmp_path: Path) -> None:
-    good = json.dumps({"topic": 5, "question_title": "Marathon?", "question_content": "",
-                       "best_answer": "42.195 km."})
+    good = json.dumps({"topic": 5, "question_title": "Marathon?", "question_content": "", "best_answer": "42.195 km."})
     path = write(tmp_path, "hf.jsonl.gz", good + "\n{not json\n")
     data = open_dataset(path)
     assert data.fmt == "hf-jsonl"

@@ -81,9 +81,7 @@ def test_writer_refuses_what_the_format_cannot_hold(tmp_path: Path) -> None:
 
 
 # Text the format can hold: anything without a literal backslash-n (see zhang.escape).
-texts = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60
-).filter(lambda s: "\\n" not in s)
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60).filter(lambda s: "\\n" not in s)
 
 
 def expected(text: str) -> str:
@@ -121,9 +119,7 @@ def test_cli_synth_to_stdout_and_file(tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     result = runner.invoke(dataset_cli, ["synth", "--n", "5", "--seed", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8") == runner.invoke(
-        dataset_cli, ["synth", "--n", "5", "--seed", "2"]
-    ).stdout
+    assert out.read_text(encoding="utf-8") == runner.invoke(dataset_cli, ["synth", "--n", "5", "--seed", "2"]).stdout
     inspect = runner.invoke(dataset_cli, ["inspect", str(out)])
     assert inspect.exit_code == 0
     assert "questions" in inspect.output

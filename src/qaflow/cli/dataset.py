@@ -30,12 +30,8 @@ def dataset() -> None:
 
 
 @dataset.command(help="Write N synthetic questions in the Zhang (Yahoo! Answers) CSV format.")
-@click.option(
-    "--n", "n", type=click.IntRange(min=0), required=True, help="Number of questions to write."
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same file."
-)
+@click.option("--n", "n", type=click.IntRange(min=0), required=True, help="Number of questions to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same file.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -207,3 +207,82 @@ def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {msg}{shown}" if field else msg)
     return "; ".join(lines)
+
+
+# --- One settings class per service. The chart renders exactly these variables. ---
+
+
+class ServiceSettings(_Group):
+    http_port: int = Field(9100, ge=1, le=65535, description="Port of the service's HTTP endpoints (/healthz, /readyz, /metrics).")
+    log_format: Literal["json", "text"] = Field("json", description="json (one object per line, for containers) or text.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    consumer_group: str = Field("", description="Kafka consumer group; empty uses the service's default.")
+    shutdown_grace_s: float = Field(20.0, gt=0, le=600, description="On SIGTERM, time allowed to finish in-flight work.")
+
+
+@register
+class ApiSettings(PipelineSettings, BackendSettings, ServiceSettings):
+    """api: submit questions, read results and statistics."""
+
+    http_port: int = Field(8000, ge=1, le=65535, description="Port the api listens on.")
+    api_key: SecretStr | None = Field(None, description="When set, POST requests need the header X-API-Key with this value.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body accepted (413 above).")
+
+
+@register
+class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings):
+    """llm-worker: answer questions with bounded concurrency and adaptive rate limiting."""
+
+    rpm_limit: int = Field(0, ge=0, description="Requests per minute for all replicas together (shared through Redis); 0 = no limit.")
+    aimd_min_concurrency: int = Field(1, ge=1, description="Concurrency never drops below this on 429s.")
+    aimd_recover_after_s: float = Field(5.0, gt=0, description="Quiet time without 429s before concurrency grows again.")
+
+
+@register
+class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, ServiceSettings):
+    """retry-worker: re-publish failed calls when their delay has passed."""
+
+    retry_max_waiting: int = Field(10_000, ge=1, description="Records held in memory before the worker pauses its partitions.")
+
+
+@register
+class StorageWriterSettings(BackendSettings, ServiceSettings):
+    """storage-writer: persist results, history and dead letters; fill the cache."""
+
+    storage_batch_size: int = Field(500, ge=1, le=10_000, description="Records written per transaction at most.")
+
+
+@register
+class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, ServiceSettings):
+    """score-worker: the in-process score stage as a process (the PyFlink job replaces it in the cluster)."""
+
+
+@register
+class ScorerServiceSettings(ScorerSettings, ServiceSettings):
+    """scorer: BERTScore as a service, so the model can run on its own (GPU) nodes."""
+
+    http_port: int = Field(8001, ge=1, le=65535, description="Port the scorer listens on.")
+    scorer_max_batch: int = Field(256, ge=1, le=10_000, description="Most pairs accepted in one request (413 above).")
+
+
+@register
+class TrafficGenSettings(PipelineSettings, ServiceSettings):
+    """traffic-gen: submit a data set through the api at a rate."""
+
+    traffic_api_url: str = Field("http://localhost:8000", description="Base URL of the api.")
+    traffic_dataset: str = Field("data/sample.csv", description="Data set to send.")
+    traffic_rate: float = Field(5.0, gt=0, description="Mean requests per second.")
+    traffic_distribution: Literal["poisson", "bursty", "uniform"] = Field("poisson", description="Arrival process.")
+    traffic_duration_s: float = Field(0.0, ge=0, description="Stop after this long (0 = until the count is reached).")
+    traffic_total: int = Field(0, ge=0, description="Stop after this many requests (0 = the whole data set once).")
+    traffic_repeat_share: float = Field(0.0, ge=0, le=1, description="Share of requests that repeat an earlier question.")
+    traffic_seed: int = Field(0, description="Seed of the arrival and repeat draws.")
+    traffic_wait_s: float = Field(0.0, ge=0, description="After sending, poll until every question is terminal, for at most this long.")
+
+
+@register
+class DashboardSettings(BackendSettings, ServiceSettings):
+    """dashboard: a live page of throughput, latency, scores, attempts and the loop."""
+
+    http_port: int = Field(8002, ge=1, le=65535, description="Port the dashboard listens on.")
+    dashboard_refresh_s: float = Field(5.0, gt=0, description="How often the page refreshes its figures.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from qaflow.datasets.rows import LoadReport, RawQuestion, Skip, to_question
 
 logger = logging.getLogger(__name__)
 
-Reader = Callable[[Path], Iterator[tuple[int, RawQuestion | Skip]]]
+Reader = Callable[[Path], Generator[tuple[int, RawQuestion | Skip], None, None]]
 READERS: dict[str, Reader] = {
     "zhang": zhang.read_zhang,
     "hf-csv": hf.read_hf_csv,

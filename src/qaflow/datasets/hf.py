@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -48,7 +48,7 @@ def _decode(record: Mapping[str, object]) -> RawQuestion | Skip:
     return RawQuestion(category, title, content, answer)
 
 
-def read_hf_csv(path: Path) -> Iterator[tuple[int, RawQuestion | Skip]]:
+def read_hf_csv(path: Path) -> Generator[tuple[int, RawQuestion | Skip], None, None]:
     """Records of a Hugging Face CSV. The first record must be the header."""
     rows = read_csv_rows(path)
     with closing(rows):
@@ -69,7 +69,7 @@ def read_hf_csv(path: Path) -> Iterator[tuple[int, RawQuestion | Skip]]:
                 yield line, _decode(dict(zip(names, row, strict=True)))
 
 
-def read_hf_jsonl(path: Path) -> Iterator[tuple[int, RawQuestion | Skip]]:
+def read_hf_jsonl(path: Path) -> Generator[tuple[int, RawQuestion | Skip], None, None]:
     """Records of a JSON Lines file, one object per line; blank lines are passed over."""
     with closing(read_lines(path)) as lines:
         for line, text in enumerate(lines, start=1):

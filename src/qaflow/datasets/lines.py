@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from pathlib import Path
-from typing import BinaryIO
 
 from qaflow.core.errors import DatasetError
 
@@ -33,7 +33,7 @@ def base_suffix(path: Path) -> str:
     return Path(name).suffix
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> io.BufferedIOBase:
     try:
         if is_gzip(path):
             return gzip.open(path, "rb")
@@ -42,7 +42,7 @@ def _open(path: Path) -> BinaryIO:
         raise DatasetError(str(path), None, exc.strerror or str(exc)) from exc
 
 
-def read_lines(path: Path) -> Iterator[str]:
+def read_lines(path: Path) -> Generator[str, None, None]:
     """Each line of ``path`` as text with its line ending kept (what ``csv`` expects).
 
     Raises :class:`DatasetError` naming the line for bytes that are not UTF-8 and for a
@@ -63,7 +63,7 @@ def read_lines(path: Path) -> Iterator[str]:
             raise DatasetError(str(path), number + 1, f"corrupt gzip data: {exc}") from exc
 
 
-def read_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def read_csv_rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
     """Each CSV record of ``path`` with the line it starts on; blank lines are passed over.
 
     ``strict`` makes a stray or unterminated quote an error instead of a field that silently

@@ -32,13 +32,13 @@ TITLES: tuple[str, ...] = (
 CONTENTS: tuple[str, ...] = (
     "I have read a few articles about {s} but they contradict each other. What is the real story?",
     "Asking {c}. Please keep it simple, thanks!",
-    "Some background:\n- I looked it up online\n- my friends all say different things\n"
-    "So what is the truth about {s}?",
-    'My teacher said "it\'s complicated", which didn\'t help. Can anyone explain {s}?',
+    "Some background:\n- I looked it up online\n- my friends all say different things\nSo what is the truth about {s}?",
+    "My teacher said \"it's complicated\", which didn't help. Can anyone explain {s}?",
     "Not sure this is the right category, but here goes: {s}, {c}. Any advice is welcome.",
     "I'm writing from a café and my friend and I are arguing about {s}. Who is right?",
 )
 
+# fmt: off
 TOPICS: dict[int, Topic] = {
     1: Topic(
         subjects=(
@@ -271,3 +271,4 @@ TOPICS: dict[int, Topic] = {
         ),
     ),
 }
+# fmt: on

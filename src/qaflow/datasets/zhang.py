@@ -13,7 +13,7 @@ import csv
 import gzip
 import io
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -40,7 +40,7 @@ def escape(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", _ESCAPED_NEWLINE)
 
 
-def read_zhang(path: Path) -> Iterator[tuple[int, RawQuestion | Skip]]:
+def read_zhang(path: Path) -> Generator[tuple[int, RawQuestion | Skip], None, None]:
     """Each record of a Zhang CSV with its line number, decoded or with the reason to skip."""
     for line, row in read_csv_rows(path):
         if len(row) < COLUMNS:
@@ -83,9 +83,7 @@ def write_zhang_csv(questions: Iterable[Question], path: Path | str) -> int:
     """Write ``questions`` to a Zhang CSV file (gzip-compressed if the name ends ``.gz``)."""
     target = Path(path)
     if is_gzip(target):
-        with gzip.open(target, "wb") as raw, io.TextIOWrapper(
-            raw, encoding="utf-8", newline=""
-        ) as text:
+        with gzip.open(target, "wb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
             count = write_zhang(questions, text)
     else:
         with target.open("w", encoding="utf-8", newline="") as text:

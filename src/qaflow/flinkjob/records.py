@@ -261,21 +261,3 @@ def score_bucket(score: float) -> str:
     tenth = min(9, max(0, math.floor(score * 10)))
     return f"0.{tenth}"
 
-
-__all__ = [
-    "ORIGIN_NOTE",
-    "BatchScores",
-    "Outcome",
-    "ScoringError",
-    "Step",
-    "ToScore",
-    "TopicMap",
-    "decode_answer",
-    "decode_state",
-    "encode_state",
-    "poison",
-    "route_scored",
-    "score_batch",
-    "score_bucket",
-    "terminal_marker",
-]
