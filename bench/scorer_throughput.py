@@ -65,7 +65,7 @@ def run(scorer_name: str, batch_sizes: list[int], n_pairs: int, overrides: dict[
     cands, refs = make_pairs(n_pairs)
     print(f"scorer={scorer_name} pairs={n_pairs} cpus={os.cpu_count()} "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
-    header = f"{'batch':>6} {'load s':>8} {'score s':>8} {'pairs/s':>9} {'ms/pair':>8}"
+    header = f"{'batch':>6} {'load s':>8} {'score s':>8} {'pairs/s':>9} {'ms/pair':>8} {'cpu s':>8} {'pairs/cpu-s':>11}"
     print(header)
     print("-" * len(header))
     for batch in batch_sizes:
@@ -76,14 +76,17 @@ def run(scorer_name: str, batch_sizes: list[int], n_pairs: int, overrides: dict[
         load_s = time.perf_counter() - began
         try:
             scorer.score(cands[:batch], refs[:batch])  # warm-up
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             for i in range(0, n_pairs, batch):
                 scorer.score(cands[i : i + batch], refs[i : i + batch])
-            score_s = time.perf_counter() - began
+            score_s, cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
         finally:
             scorer.close()
-        print(f"{batch:>6} {load_s:>8.2f} {score_s:>8.2f} {n_pairs / score_s:>9.1f} {1000 * score_s / n_pairs:>8.2f}")
-    print("load s of the first row includes importing torch/transformers/bert-score.")
+        print(f"{batch:>6} {load_s:>8.2f} {score_s:>8.2f} {n_pairs / score_s:>9.1f} "
+              f"{1000 * score_s / n_pairs:>8.2f} {cpu_s:>8.2f} {n_pairs / max(cpu_s, 1e-9):>11.1f}")
+    print("load s of the first row includes importing torch/transformers/bert-score; cpu s is the")
+    print("process's CPU time (all threads), less sensitive than wall time to other load on the machine.")
+    print(f"load average now: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def main(argv: list[str] | None = None) -> int:

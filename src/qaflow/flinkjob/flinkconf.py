@@ -1,0 +1,46 @@
+"""A :class:`JobConfig` as Flink configuration keys (Flink 2.x names).
+
+The job passes these to ``StreamExecutionEnvironment.get_execution_environment``; keys it
+does not set (state backend, HA, restart strategy, metrics reporters) come from the
+cluster's configuration, i.e. the FlinkDeployment's ``flinkConfiguration``.
+
+Batching lives here too: the vectorised scoring UDF receives Arrow batches of
+``python.fn-execution.arrow.batch.size`` rows, and a partial batch is flushed when the
+Python bundle ends, that is after ``python.fn-execution.bundle.time`` ms or before a
+checkpoint barrier, so no answer waits forever.
+"""
+
+from __future__ import annotations
+
+from qaflow.flinkjob.args import JobConfig
+
+DEFAULT_BUNDLE_SIZE = 100_000  # Flink's default; the Arrow batch may not exceed it
+
+
+def flink_configuration(cfg: JobConfig) -> dict[str, str]:
+    conf: dict[str, str] = {
+        "pipeline.name": cfg.job_name,
+        "python.fn-execution.arrow.batch.size": str(cfg.batch_size),
+        "python.fn-execution.bundle.size": str(max(DEFAULT_BUNDLE_SIZE, cfg.batch_size)),
+        "python.fn-execution.bundle.time": str(cfg.batch_wait_ms),
+    }
+    if cfg.checkpoint_interval_ms > 0:
+        retention = "RETAIN_ON_CANCELLATION" if cfg.checkpoint_retention == "retain" else "DELETE_ON_CANCELLATION"
+        conf.update(
+            {
+                "execution.checkpointing.interval": f"{cfg.checkpoint_interval_ms} ms",
+                "execution.checkpointing.mode": "EXACTLY_ONCE",  # consistent keyed state and offsets
+                "execution.checkpointing.externalized-checkpoint-retention": retention,
+            }
+        )
+    if cfg.checkpoint_dir:
+        conf["execution.checkpointing.storage"] = "filesystem"
+        conf["execution.checkpointing.dir"] = cfg.checkpoint_dir
+    if cfg.parallelism > 0:
+        conf["parallelism.default"] = str(cfg.parallelism)
+    if cfg.jars:
+        conf["pipeline.jars"] = ";".join(cfg.jars)
+    if cfg.restore_from:
+        conf["execution.state-recovery.path"] = cfg.restore_from
+    conf.update(cfg.flink_conf)
+    return conf
