@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -97,9 +98,11 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])  # closed again when the block ends: nothing listens
 
 
-def test_redis_down_is_a_fast_miss_never_an_error() -> None:
+def test_redis_down_is_a_fast_miss_never_an_error(caplog: pytest.LogCaptureFixture) -> None:
     """Runs without a server: a dead Redis answers misses, swallows writes and counts errors."""
     from qaflow.cache.redis import RedisCache
+
+    caplog.set_level(logging.WARNING, logger="qaflow.cache.redis")
 
     cache = RedisCache(f"redis://127.0.0.1:{_closed_port()}/0", prefix="down:", breaker_s=0.2)
     cache.start()
@@ -116,26 +119,33 @@ def test_redis_down_is_a_fast_miss_never_an_error() -> None:
         assert slowest < 0.5, f"a call with Redis down took {slowest:.3f}s"
         assert cache.stats.errors == 12
         assert (cache.stats.hits, cache.stats.misses, cache.stats.writes) == (0, 0, 0)
+        assert len(caplog.records) == 1, "the outage is logged once per interval, not once per call"
     finally:
         cache.close()
 
 
-def test_redis_unreachable_host_is_bounded_by_the_connect_timeout() -> None:
-    """A black-holed address (no RST) costs one short connect timeout, then the breaker skips it."""
+def test_redis_that_never_answers_costs_one_timeout_then_is_skipped() -> None:
+    """A Redis that accepts connections but never replies (hung, or a black hole behind a
+    proxy): the first call waits one short socket timeout, then the breaker skips Redis."""
     from qaflow.cache.redis import RedisCache
 
-    cache = RedisCache("redis://10.255.255.1:6379/0", prefix="down:", socket_timeout_s=0.3, breaker_s=5.0)
-    cache.start()
-    try:
-        t0 = time.monotonic()
-        assert cache.get(question_id("Anyone?")) is None
-        first = time.monotonic() - t0
-        t0 = time.monotonic()
-        for _ in range(20):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes handshakes; nobody ever reads or replies
+        port = silent.getsockname()[1]
+        cache = RedisCache(f"redis://127.0.0.1:{port}/0", prefix="hung:", socket_timeout_s=0.3, breaker_s=5.0)
+        cache.start()
+        try:
+            t0 = time.monotonic()
             assert cache.get(question_id("Anyone?")) is None
-        rest = time.monotonic() - t0
-        assert first < 1.0
-        assert rest < 0.05, "the open breaker must skip Redis at once"
-        assert cache.stats.errors == 21
-    finally:
-        cache.close()
+            first = time.monotonic() - t0
+            t0 = time.monotonic()
+            for _ in range(20):
+                assert cache.get(question_id("Anyone?")) is None
+                cache.put(result("Anyone?"), ttl_s=60)
+            rest = time.monotonic() - t0
+        finally:
+            cache.close()
+    assert 0.25 <= first < 1.0, f"first call took {first:.3f}s; expected about one 0.3 s timeout"
+    assert rest < 0.05, f"the open breaker must skip Redis at once; 40 calls took {rest:.3f}s"
+    assert cache.stats.errors == 41

@@ -208,3 +208,23 @@ def test_worker_dead_letters_poison_and_keeps_going() -> None:
     dl = decode_for_topic(topics.DEAD_LETTER, rec.value)
     assert isinstance(dl, DeadLetter) and "invalid record" in dl.reason
     assert dl.origin.topic == topics.QUESTIONS and dl.origin.offset is not None
+
+
+def test_prefixed_bus_namespaces_topics_but_not_stages() -> None:
+    from qaflow.bus.prefixed import PrefixedBus
+
+    MemoryBus.reset("prefixed")
+    raw = MemoryBus("memory://prefixed")
+    bus = PrefixedBus(raw, "t1.")
+    bus.start()
+    bus.ensure_topics(topics.default_specs(partitions=2))
+    producer = bus.producer()
+    producer.send(topics.QUESTIONS, "k", b"{}")
+    assert sum(raw.end_offsets("t1." + topics.QUESTIONS)) == 1
+    consumer = bus.consumer("g", [topics.QUESTIONS])
+    consumer.start()
+    [rec] = consumer.poll(0.1)
+    assert rec.topic == topics.QUESTIONS
+    consumer.commit({rec.tp: rec.offset + 1})
+    assert raw.broker.committed["g"] == {("t1." + topics.QUESTIONS, rec.partition): rec.offset + 1}
+    assert consumer.assignment() == {(topics.QUESTIONS, 0), (topics.QUESTIONS, 1)}

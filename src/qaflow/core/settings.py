@@ -149,6 +149,7 @@ class BackendSettings(_Group):
     kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when a SASL protocol is used.")
     kafka_username: str = Field("", description="SASL user name.")
     kafka_password: SecretStr | None = Field(None, description="SASL password. Never logged.")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100, description="Prefix of every topic name, to share one Kafka between several qaflow installs (or tests).")
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from qaflow.bus.base import Consumer, Producer, Record
-from qaflow.core.errors import InvalidMessageError
+from qaflow.core.errors import BusError, InvalidMessageError
 from qaflow.core.messages import DeadLetter, Origin, decode_for_topic
 from qaflow.core.offsets import OffsetTracker
 from qaflow.pipeline.outputs import Output, dead_letter
@@ -88,7 +88,7 @@ class Worker:
             bad = []
         outputs = self.handle_batch(ok) if ok else []
         self.publish([*bad, *outputs])
-        self.consumer.commit(next_offsets(records))
+        self.commit(next_offsets(records))
         self.processed += len(records)
         return len(records)
 
@@ -97,6 +97,16 @@ class Worker:
             self.producer.send(out.topic, out.key, out.value)
         if outputs:
             self.producer.flush()
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit; a retriable refusal (the group rebalanced) is logged and the loop goes on:
+        the records behind it are delivered again, to this consumer or the partition's new owner."""
+        try:
+            self.consumer.commit(offsets)
+        except BusError as exc:
+            if not exc.retriable:
+                raise
+            logger.warning("stage %s: offsets not committed, records will be re-delivered: %s", self.stage, exc)
 
     def close(self) -> None:
         self.consumer.close()
@@ -154,7 +164,7 @@ class ConcurrentWorker(Worker):
             self._collect(0.05 if records else timeout_s)
         committable = self.tracker.committable()
         if committable:
-            self.consumer.commit(committable)
+            self.commit(committable)
         return len(records)
 
     def _collect(self, timeout_s: float | None) -> None:
@@ -178,7 +188,7 @@ class ConcurrentWorker(Worker):
             self._collect(None)
         committable = self.tracker.committable()
         if committable:
-            self.consumer.commit(committable)
+            self.commit(committable)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,98 @@
+"""A topic namespace over any bus: stages use the logical names in ``core.topics``; the
+broker sees ``<prefix><name>``. Lets several installs (or tests) share one Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from qaflow.bus.base import Bus, Consumer, Producer, Record
+from qaflow.core.offsets import TopicPartition
+from qaflow.core.topics import TopicSpec
+
+
+class _Names:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def out(self, topic: str) -> str:
+        return self.prefix + topic
+
+    def back(self, topic: str) -> str:
+        return topic.removeprefix(self.prefix)
+
+    def tp_out(self, tp: TopicPartition) -> TopicPartition:
+        return (self.out(tp[0]), tp[1])
+
+    def tp_back(self, tp: TopicPartition) -> TopicPartition:
+        return (self.back(tp[0]), tp[1])
+
+
+class PrefixedProducer:
+    def __init__(self, inner: Producer, names: _Names) -> None:
+        self.inner = inner
+        self.names = names
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def send(self, topic: str, key: str | None, value: bytes) -> None:
+        self.inner.send(self.names.out(topic), key, value)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        self.inner.flush(timeout_s)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class PrefixedConsumer:
+    def __init__(self, inner: Consumer, names: _Names) -> None:
+        self.inner = inner
+        self.names = names
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
+        return [replace(r, topic=self.names.back(r.topic)) for r in self.inner.poll(timeout_s, max_records)]
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self.inner.commit({self.names.tp_out(tp): off for tp, off in offsets.items()})
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        self.inner.pause([self.names.tp_out(tp) for tp in partitions])
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        self.inner.resume([self.names.tp_out(tp) for tp in partitions])
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.inner.seek(self.names.tp_out(tp), offset)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.names.tp_back(tp) for tp in self.inner.assignment()}
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class PrefixedBus:
+    def __init__(self, inner: Bus, prefix: str) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.names = _Names(prefix)
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        self.inner.ensure_topics([replace(s, name=self.names.out(s.name)) for s in specs])
+
+    def producer(self, client_id: str = "qaflow") -> PrefixedProducer:
+        return PrefixedProducer(self.inner.producer(client_id), self.names)
+
+    def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> PrefixedConsumer:
+        return PrefixedConsumer(self.inner.consumer(group, [self.names.out(t) for t in topics], client_id), self.names)
+
+    def close(self) -> None:
+        self.inner.close()
