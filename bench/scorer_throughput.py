@@ -63,8 +63,10 @@ def make_pairs(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
 
 def run(scorer_name: str, batch_sizes: list[int], n_pairs: int, overrides: dict[str, object]) -> None:
     cands, refs = make_pairs(n_pairs)
-    print(f"scorer={scorer_name} pairs={n_pairs} cpus={os.cpu_count()} "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    print(
+        f"scorer={scorer_name} pairs={n_pairs} cpus={os.cpu_count()} "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
+    )
     header = f"{'batch':>6} {'load s':>8} {'score s':>8} {'pairs/s':>9} {'ms/pair':>8} {'cpu s':>8} {'pairs/cpu-s':>11}"
     print(header)
     print("-" * len(header))
@@ -82,8 +84,10 @@ def run(scorer_name: str, batch_sizes: list[int], n_pairs: int, overrides: dict[
             score_s, cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
         finally:
             scorer.close()
-        print(f"{batch:>6} {load_s:>8.2f} {score_s:>8.2f} {n_pairs / score_s:>9.1f} "
-              f"{1000 * score_s / n_pairs:>8.2f} {cpu_s:>8.2f} {n_pairs / max(cpu_s, 1e-9):>11.1f}")
+        print(
+            f"{batch:>6} {load_s:>8.2f} {score_s:>8.2f} {n_pairs / score_s:>9.1f} "
+            f"{1000 * score_s / n_pairs:>8.2f} {cpu_s:>8.2f} {n_pairs / max(cpu_s, 1e-9):>11.1f}"
+        )
     print("load s of the first row includes importing torch/transformers/bert-score; cpu s is the")
     print("process's CPU time (all threads), less sensitive than wall time to other load on the machine.")
     print(f"load average now: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -100,10 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="QAFLOW_SCORER_URL (scorer=remote)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    overrides = {k: v for k, v in {
-        "scorer_model": args.model, "scorer_num_layers": args.num_layers,
-        "scorer_device": args.device, "scorer_url": args.url,
-    }.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "scorer_model": args.model,
+            "scorer_num_layers": args.num_layers,
+            "scorer_device": args.device,
+            "scorer_url": args.url,
+        }.items()
+        if v is not None
+    }
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     run(args.scorer, batch_sizes, args.pairs, overrides)
     return 0

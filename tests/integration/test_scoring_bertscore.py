@@ -46,8 +46,7 @@ CASES = [
         "bacteria. A virus is far smaller, is not a cell at all, and can only copy itself inside a "
         "host's cells. That is why antibiotics are useless against viral infections.",
         "Both can make you sick. Bacteria are bigger than viruses.",
-        "My favourite football team won the league last season thanks to a great new striker and a "
-        "solid defence.",
+        "My favourite football team won the league last season thanks to a great new striker and a solid defence.",
     ),
     (
         "Water a cactus about once every two weeks in spring and summer, and let the soil dry out "
@@ -57,8 +56,7 @@ CASES = [
         "soil is fully dry before watering again. In winter, once a month or even less is enough. "
         "Overwatering causes root rot.",
         "Cacti do not need a lot of water because they live in the desert. Water it sometimes.",
-        "You can reset your router by holding the small button on the back for thirty seconds until "
-        "the lights blink.",
+        "You can reset your router by holding the small button on the back for thirty seconds until the lights blink.",
     ),
 ]
 
@@ -142,8 +140,15 @@ def test_identity(scorer: BertScoreScorer) -> None:
     assert all(isinstance(v, str) for v in ident.values())
 
 
-def test_local_model_sets_offline_defaults(scorer: BertScoreScorer) -> None:
-    assert os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+@pytest.mark.usefixtures("scorer")  # imports done: a second load takes a fraction of a second
+def test_local_model_sets_offline_defaults_but_keeps_explicit_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    s = BertScoreScorer(ScorerSettings(scorer_device="cpu"))
+    s.start()
+    s.close()
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["TRANSFORMERS_OFFLINE"] == "0"
 
 
 def test_factory_and_packaged_dir() -> None:
@@ -173,7 +178,7 @@ def test_missing_local_directory_fails_clearly() -> None:
 
 def test_unloadable_local_directory_fails_clearly(tmp_path: Path) -> None:
     s = BertScoreScorer(ScorerSettings(scorer_model=str(tmp_path), scorer_num_layers=6, scorer_device="cpu"))
-    with pytest.raises(ScoringError, match="could not load the BERTScore model.*QAFLOW_SCORER_MODEL"):
+    with pytest.raises(ScoringError, match=r"could not load the BERTScore model.*QAFLOW_SCORER_MODEL"):
         s.start()
 
 
@@ -181,7 +186,8 @@ def test_hub_id_without_network_fails_clearly(monkeypatch: pytest.MonkeyPatch) -
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # never touch the network in tests
-    s = BertScoreScorer(ScorerSettings(scorer_model="qaflow-test/no-such-model", scorer_num_layers=6,
-                                       scorer_device="cpu"))
-    with pytest.raises(ScoringError, match="could not load.*local directory"):
+    s = BertScoreScorer(
+        ScorerSettings(scorer_model="qaflow-test/no-such-model", scorer_num_layers=6, scorer_device="cpu")
+    )
+    with pytest.raises(ScoringError, match=r"could not load.*local directory"):
         s.start()

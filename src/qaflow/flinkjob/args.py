@@ -177,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
         kwargs["help"] = f"{kwargs['help']} [env QAFLOW_{name.upper()}]"
         p.add_argument(option, dest=name, default=None, **kwargs)
     for name, logical in _TOPIC_OPTIONS.items():
-        p.add_argument(f"--{name}-topic", dest=f"topic_{name}", default=None, metavar="NAME",
+        p.add_argument(f"--{name}-topic", dest=f"topic_{name.replace('-', '_')}", default=None, metavar="NAME",
                        help=f"Name of {logical} on the cluster; overrides the prefix. Default <prefix>{logical}.")
     p.add_argument("--jars", action="append", default=[], metavar="URL",
                    help="Connector jar to add (file:///...), repeatable; not needed when it is in flink/lib.")

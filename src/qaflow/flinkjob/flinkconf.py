@@ -38,8 +38,6 @@ def flink_configuration(cfg: JobConfig) -> dict[str, str]:
         conf["execution.checkpointing.dir"] = cfg.checkpoint_dir
     if cfg.parallelism > 0:
         conf["parallelism.default"] = str(cfg.parallelism)
-    if cfg.jars:
-        conf["pipeline.jars"] = ";".join(cfg.jars)
     if cfg.restore_from:
         conf["execution.state-recovery.path"] = cfg.restore_from
     conf.update(cfg.flink_conf)

@@ -54,7 +54,10 @@ def environment(cfg: JobConfig) -> StreamExecutionEnvironment:
     conf = Configuration()
     for key, value in flink_configuration(cfg).items():
         conf.set_string(key, value)
-    return StreamExecutionEnvironment.get_execution_environment(conf)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    if cfg.jars:  # also loads them into this JVM, where the connector builders run
+        env.add_jars(*cfg.jars)
+    return env
 
 
 def starting_offsets(name: str) -> KafkaOffsetsInitializer:

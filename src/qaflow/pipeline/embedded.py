@@ -174,14 +174,13 @@ class EmbeddedPipeline:
         self.progress(self._finished, total)
 
     def _pump(self, workers: tuple[ConcurrentWorker, Worker, RetryWorker, Worker], until_pending_below: int) -> None:
+        llm, score, retry, storage = workers
         idle_rounds = 0
-        retry = workers[2]
         while len(self._pending) >= until_pending_below:
-            if sum(w.step(0.0) for w in workers):
-                idle_rounds = 0
-                continue
-            if not workers[0].idle:
-                workers[0].step(0.05)  # wait for LLM calls in flight
+            # Let the LLM stage take everything it can first, so the scorer gets full batches.
+            moved = self._drain(llm)
+            moved += sum(w.step(0.0) for w in (score, retry, storage))
+            if moved:
                 idle_rounds = 0
                 continue
             due = retry.next_due()
@@ -192,6 +191,15 @@ class EmbeddedPipeline:
             if idle_rounds > 3:
                 msg = f"pipeline went idle with {len(self._pending)} question(s) unfinished"
                 raise RuntimeError(msg)
+
+    @staticmethod
+    def _drain(llm: ConcurrentWorker) -> int:
+        moved = 0
+        while True:
+            polled = llm.step(0.0 if llm.idle else 0.05)
+            moved += polled
+            if not polled and llm.idle:
+                return moved
 
     def _config(self) -> dict[str, Any]:
         return {

@@ -114,8 +114,9 @@ class BertScoreScorer:
                 rescale_with_baseline=False,
             )
         except Exception as exc:
+            reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
             msg = (
-                f"could not load the BERTScore model {model_type!r} on {device}: {exc}. "
+                f"could not load the BERTScore model {model_type!r} on {device}: {reason}. "
                 "Without access to the Hugging Face hub, set QAFLOW_SCORER_MODEL to a local directory "
                 "holding the model (config.json, tokenizer files, weights), or leave it empty to use "
                 "the packaged all-MiniLM-L6-v2."
@@ -123,7 +124,11 @@ class BertScoreScorer:
             raise ScoringError(msg) from exc
         logger.info(
             "BERTScore model %s (layer %d) loaded on %s in %.1fs, %d torch threads",
-            model_name, scorer.num_layers, device, time.perf_counter() - began, torch.get_num_threads(),
+            model_name,
+            scorer.num_layers,
+            device,
+            time.perf_counter() - began,
+            torch.get_num_threads(),
         )
         self._scorer, self._torch = scorer, torch
         self._identity = {

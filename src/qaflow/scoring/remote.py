@@ -36,7 +36,8 @@ def _error(message: str, *, retriable: bool) -> ScoringError:
 def _identity(body: Any, url: str) -> dict[str, str]:
     scorer = body.get("scorer") if isinstance(body, dict) else None
     if not isinstance(scorer, dict) or not scorer:
-        raise _error(f"{url}: reply has no 'scorer' object", retriable=False)
+        msg = f"{url}: reply has no 'scorer' object"
+        raise _error(msg, retriable=False)
     return {str(k): str(v) for k, v in scorer.items()}
 
 
@@ -76,8 +77,8 @@ class RemoteScorer:
             or len(scores) != len(pairs)
             or not all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) for s in scores)
         ):
-            raise _error(f"{url}: expected {len(pairs)} finite scores, got {str(scores)[:EXCERPT_CHARS]}",
-                         retriable=False)
+            msg = f"{url}: expected {len(pairs)} finite scores, got {str(scores)[:EXCERPT_CHARS]}"
+            raise _error(msg, retriable=False)
         self._identity = _identity(body, url)
         return [float(s) for s in scores]
 
@@ -88,18 +89,22 @@ class RemoteScorer:
         try:
             reply = self._session.request(method, url, timeout=self.settings.scorer_timeout_s, **kwargs)
         except requests.Timeout as exc:
-            raise _error(f"{method} {url}: no reply in {self.settings.scorer_timeout_s}s", retriable=True) from exc
+            msg = f"{method} {url}: no reply in {self.settings.scorer_timeout_s}s"
+            raise _error(msg, retriable=True) from exc
         except requests.RequestException as exc:
-            raise _error(f"{method} {url}: {exc}", retriable=True) from exc
+            msg = f"{method} {url}: {exc}"
+            raise _error(msg, retriable=True) from exc
         if reply.status_code >= 400:
             excerpt = " ".join(reply.text.split())[:EXCERPT_CHARS]
             retriable = reply.status_code == 429 or reply.status_code >= 500
-            raise _error(f"{method} {url}: HTTP {reply.status_code}: {excerpt}", retriable=retriable)
+            msg = f"{method} {url}: HTTP {reply.status_code}: {excerpt}"
+            raise _error(msg, retriable=retriable)
         try:
             return reply.json()
         except ValueError as exc:
             excerpt = " ".join(reply.text.split())[:EXCERPT_CHARS]
-            raise _error(f"{method} {url}: reply is not JSON: {excerpt}", retriable=False) from exc
+            msg = f"{method} {url}: reply is not JSON: {excerpt}"
+            raise _error(msg, retriable=False) from exc
 
     def close(self) -> None:
         if self._session is not None:

@@ -76,7 +76,9 @@ spec:
     spec:
       serviceAccountName: {{ include "qaflow.serviceAccountName" . }}
       automountServiceAccountToken: false
-      {{- include "qaflow.imagePullSecrets" . | nindent 6 }}
+      {{- with (include "qaflow.imagePullSecrets" . | trim) }}
+      {{- . | nindent 6 }}
+      {{- end }}
       securityContext:
         {{- include "qaflow.podSecurityContext" . | nindent 8 }}
       terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds | default 30 }}
@@ -96,7 +98,7 @@ spec:
               containerPort: {{ $c.port }}
               protocol: TCP
           env:
-            {{- include "qaflow.env" . | nindent 12 }}
+            {{- include "qaflow.env" . | trim | nindent 12 }}
           {{- $probes := .Values.probes | default dict }}
           {{- if $probes.startup }}
           startupProbe:
