@@ -11,6 +11,7 @@ import pytest
 
 from qaflow.bus.base import Consumer, Producer, Record
 from qaflow.bus.memory import MemoryBus
+from qaflow.core.errors import CommitFailedError
 from qaflow.core.offsets import TopicPartition
 from qaflow.core.settings import BackendSettings
 from qaflow.core.topics import TopicSpec
@@ -50,7 +51,7 @@ class Harness:
             close()
 
 
-@pytest.fixture(params=["memory", "kafka"])
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
 def harness(request: pytest.FixtureRequest, unique_name: str) -> Iterator[Harness]:
     if request.param == "memory":
         bus: Any = MemoryBus(f"memory://{unique_name}")
@@ -214,3 +215,98 @@ def test_seek_rewinds_a_partition(harness: Harness) -> None:
     assert [r.offset for r in again] == list(range(4, 10))
     assert values(again) == [f"v{i}" for i in range(4, 10)]
     assert poll_until(c, lambda g: False, 0.5) == []
+
+
+def drain_group(consumer: Consumer, tps: set[TopicPartition], quiet_s: float = 1.0) -> list[Record]:
+    """Everything the group still has to deliver: poll until assigned ``tps``, then until quiet."""
+    got: list[Record] = []
+    deadline = time.monotonic() + WAIT_S
+    while consumer.assignment() != tps and time.monotonic() < deadline:
+        got.extend(consumer.poll(0.3, 500))
+    assert consumer.assignment() == tps
+    return got + poll_until(consumer, lambda g: False, quiet_s)
+
+
+def test_a_commit_overtaken_by_a_rebalance_skips_nothing(harness: Harness) -> None:
+    """A consumer polls, a second member joins, then the first commits. Kafka accepts the
+    commit while the member has not rejoined yet (it still owns its partitions); the memory
+    bus rebalances at once and keeps only the offsets of the partitions still owned. Either
+    way, the group then delivers exactly what was not committed: nothing is skipped."""
+    topic = harness.topic("rebalance", 2)
+    items = [(f"q{i}", f"v{i}") for i in range(20)]
+    send(harness.producer(), topic, items)
+    a = harness.consumer("g", topic)
+    polled = poll_count(a, 20)
+
+    b = harness.consumer("g", topic)
+    b.poll(1.0)  # asks to join: the group starts rebalancing
+    time.sleep(1.0)  # the first member's heartbeats learn of it
+    owned = a.assignment()
+    try:
+        a.commit({r.tp: r.offset + 1 for r in polled})
+        committed = {r.value.decode() for r in polled if r.tp in owned}
+    except CommitFailedError as exc:
+        assert exc.retriable
+        committed = set()
+    a.close()
+    b.close()
+
+    again = drain_group(harness.consumer("g", topic), {(topic, 0), (topic, 1)})
+    assert sorted(values(again)) == sorted({v for _, v in items} - committed)
+
+
+@pytest.mark.integration
+def test_kafka_commit_after_losing_the_partitions_is_refused_and_retriable(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """A member that stopped polling for longer than max_poll_interval_ms leaves the group;
+    its late commit raises a retriable CommitFailedError and the new owner gets every record."""
+    from qaflow.bus.kafka import KafkaBus
+
+    url = f"kafka://{kafka_bootstrap}"
+    options = {**FAST_GROUP, "max_poll_interval_ms": 2000}
+    bus = KafkaBus(url, BackendSettings(bus_url=url), consumer_options=options)
+    harness = Harness(bus, unique_name)
+    try:
+        topic = harness.topic("evicted", 2)
+        send(harness.producer(), topic, [(f"q{i}", f"v{i}") for i in range(20)])
+        slow = harness.consumer("g", topic)
+        polled = poll_count(slow, 20)
+        time.sleep(2.5)  # longer than max_poll_interval_ms: the slow member leaves the group
+
+        taker = harness.consumer("g", topic)
+        taken = drain_group(taker, {(topic, 0), (topic, 1)})
+        with pytest.raises(CommitFailedError) as refused:
+            slow.commit({r.tp: r.offset + 1 for r in polled})
+        assert refused.value.retriable, str(refused.value)
+        assert sorted(values(taken)) == sorted(values(polled))
+    finally:
+        harness.close()
+
+
+@pytest.mark.integration
+def test_kafka_flush_raises_when_a_send_failed(kafka_bootstrap: str, unique_name: str) -> None:
+    """Kafka only (the memory bus cannot fail): a record the broker rejects makes ``flush``
+    raise, so the caller never commits past it; the records before it were delivered."""
+    from qaflow.bus.kafka import KafkaBus
+    from qaflow.core.errors import DeliveryError
+
+    url = f"kafka://{kafka_bootstrap}"
+    # The client-side size check is lifted so the broker (max 1 MiB) rejects the record.
+    bus = KafkaBus(url, BackendSettings(bus_url=url), producer_options={"max_request_size": 4 << 20})
+    bus.start()
+    topic = f"{unique_name}_big"
+    bus.ensure_topics([TopicSpec(topic, 1, 3_600_000)])
+    producer = bus.producer()
+    producer.start()
+    try:
+        producer.send(topic, "ok", b"small")
+        producer.flush(30)
+        producer.send(topic, "big", b"x" * (2 << 20))
+        with pytest.raises(DeliveryError, match="1 of 1 record"):
+            producer.flush(30)
+        producer.send(topic, "after", b"small again")
+        producer.flush(30)  # reported once; the producer goes on with a fresh client
+    finally:
+        producer.close()
+    assert bus.end_offsets(topic) == [2]

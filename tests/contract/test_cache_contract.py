@@ -32,7 +32,7 @@ def result(title: str, score: float = 0.9) -> ResultMessage:
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def open_cache(request: pytest.FixtureRequest) -> Iterator[OpenCache]:
     opened: list[Any] = []
     if request.param == "memory":

@@ -134,9 +134,7 @@ def test_sigkill_mid_batch_loses_nothing(
         killed_at = runner.handled()
         runner.start()
         wanted = {q.question_id for q in sent}
-        copied = read_all(
-            bus, COPY, f"{unique_name}_check", lambda got: wanted <= {r.key for r in got}, timeout_s=90
-        )
+        copied = read_all(bus, COPY, f"{unique_name}_check", lambda got: wanted <= {r.key for r in got}, timeout_s=90)
     finally:
         runner.close()
 
@@ -155,7 +153,7 @@ def test_sigkill_mid_batch_loses_nothing(
         )
 
 
-@pytest.fixture(params=["memory", "kafka"])
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
 def poison_bus(request: pytest.FixtureRequest, unique_name: str) -> Iterator[Any]:
     prefix = f"{unique_name}."
     if request.param == "memory":

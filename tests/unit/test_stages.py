@@ -226,5 +226,5 @@ def test_prefixed_bus_namespaces_topics_but_not_stages() -> None:
     [rec] = consumer.poll(0.1)
     assert rec.topic == topics.QUESTIONS
     consumer.commit({rec.tp: rec.offset + 1})
-    assert raw.broker.committed["g"] == {("t1." + topics.QUESTIONS, rec.partition): rec.offset + 1}
+    assert raw.broker.committed["t1.g"] == {("t1." + topics.QUESTIONS, rec.partition): rec.offset + 1}
     assert consumer.assignment() == {(topics.QUESTIONS, 0), (topics.QUESTIONS, 1)}

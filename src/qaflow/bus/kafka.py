@@ -80,7 +80,8 @@ class KafkaBus:
         consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url
-        self.settings = settings or BackendSettings(bus_url=url)
+        # Without settings: the defaults, not the environment (read only by core.settings.load).
+        self.settings = settings or BackendSettings.model_construct(bus_url=url)
         self.servers = parse_url(url)
         self._common = {"bootstrap_servers": self.servers, **security_config(self.settings)}
         self.producer_options = dict(producer_options or {})

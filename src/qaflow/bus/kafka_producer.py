@@ -5,6 +5,8 @@ Durability: ``acks="all"`` and the idempotent producer (kafka-python >= 2.1 acce
 conflicting option an error instead of a silent downgrade). ``send`` is asynchronous and
 keeps each record's future; ``flush`` waits for all of them and raises
 :class:`DeliveryError` if any failed, so a caller never commits past a lost record.
+kafka-python's idempotent producer treats a failed batch as fatal (later sends are
+aborted too), so after a failure the underlying client is replaced by a fresh one.
 """
 
 from __future__ import annotations
@@ -74,8 +76,15 @@ class KafkaBusProducer:
             topic, key, future = failed[0]
             error = future.exception if future.is_done else "not completed"
             logger.error("%d record(s) not delivered; first: topic=%s key=%s: %s", len(failed), topic, key, error)
+            self._replace()
             msg = f"{len(failed)} of {len(pending)} record(s) not delivered; first: topic={topic} key={key}: {error}"
             raise DeliveryError(msg, retriable=all(f.retriable() for _, _, f in failed))
+
+    def _replace(self) -> None:
+        old, self._producer = self._producer, None
+        if old is not None:
+            old.close(timeout=5)
+        self.start()
 
     def close(self) -> None:
         if self._producer is not None:

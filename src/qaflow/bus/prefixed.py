@@ -1,5 +1,6 @@
-"""A topic namespace over any bus: stages use the logical names in ``core.topics``; the
-broker sees ``<prefix><name>``. Lets several installs (or tests) share one Kafka."""
+"""A namespace over any bus: stages use the logical topic names in ``core.topics``; the
+broker sees ``<prefix><name>`` for topics and consumer groups alike. Lets several installs
+(or tests) share one Kafka."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ class PrefixedBus:
         return PrefixedProducer(self.inner.producer(client_id), self.names)
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> PrefixedConsumer:
-        return PrefixedConsumer(self.inner.consumer(group, [self.names.out(t) for t in topics], client_id), self.names)
+        inner = self.inner.consumer(self.names.out(group), [self.names.out(t) for t in topics], client_id)
+        return PrefixedConsumer(inner, self.names)
 
     def close(self) -> None:
         self.inner.close()

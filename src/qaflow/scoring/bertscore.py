@@ -88,10 +88,10 @@ class BertScoreScorer:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            import bert_score
+            import bert_score  # type: ignore[import-untyped]
             import torch
             import transformers
-            from bert_score.utils import model2layers
+            from bert_score.utils import model2layers  # type: ignore[import-untyped]
         except ImportError as exc:
             raise MissingExtraError("bert-score", "bertscore") from exc
         num_layers = self._num_layers(model_type, model_name, model2layers)

@@ -1,0 +1,101 @@
+"""The api's endpoints: thin views over the Submitter and the store."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from qaflow.core.settings import ApiSettings
+from qaflow.pipeline.submit import Source
+from qaflow.services.api.backends import ApiBackends
+from qaflow.services.api.metrics import SUBMISSIONS, cache_summary
+from qaflow.services.api.openapi import document
+from qaflow.services.api.validation import InvalidQuestion, parse_question, parse_question_id
+from qaflow.services.api.web import Problem, read_json, runtime
+
+bp = Blueprint("api", __name__)
+
+TERMINAL_KEYS = ("validated", "exhausted", "failed")
+
+
+def _backends() -> ApiBackends:
+    backends: ApiBackends = runtime(current_app)
+    return backends
+
+
+def _settings() -> ApiSettings:
+    return _backends().settings
+
+
+def _check_api_key() -> None:
+    key = _settings().api_key
+    if key is None:
+        return
+    sent = request.headers.get("X-API-Key", "")
+    if not hmac.compare_digest(sent.encode("latin-1", "replace"), key.get_secret_value().encode("utf-8")):
+        raise Problem(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
+@bp.post("/v1/questions")
+def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    _check_api_key()
+    body = read_json()
+    try:
+        question = parse_question(body, _settings().run_id)
+    except InvalidQuestion as exc:
+        raise Problem(422, str(exc), field=exc.field, errors=exc.errors) from exc
+    submission = _backends().submitter.submit(question)
+    SUBMISSIONS.labels(submission.source.value).inc()
+    qid = submission.question_id
+    if submission.result is not None:
+        return jsonify(id=qid, status=submission.status.value, source=submission.source.value,
+                       result=submission.result.model_dump(mode="json")), 200
+    location = f"/v1/questions/{qid}"
+    body_out: dict[str, Any] = {"id": qid, "status": submission.status.value, "source": submission.source.value}
+    if submission.source is Source.IN_FLIGHT:
+        body_out["detail"] = "already submitted; not enqueued again"
+    return jsonify(body_out), 202, {"Location": location}
+
+
+@bp.get("/v1/questions/<raw_id>")
+def get_question(raw_id: str) -> Response:
+    qid = parse_question_id(raw_id)
+    if qid is None:
+        raise Problem(400, "a question id is 32 hexadecimal characters", field="id")
+    store = _backends().store
+    status = store.status(qid)
+    if status is None:
+        raise Problem(404, f"no question with id {qid}")
+    result = store.get_result(qid) if status.terminal else None
+    return jsonify(
+        id=qid,
+        status=status.value,
+        result=None if result is None else result.model_dump(mode="json"),
+        attempts=[a.model_dump(mode="json") for a in store.get_attempts(qid)],
+    )
+
+
+@bp.get("/v1/stats")
+def stats() -> Response:
+    run_id = request.args.get("run_id") or None
+    s = _backends().store.stats(run_id=run_id)
+    by_status = {k: int(s.by_status.get(k, 0)) for k in TERMINAL_KEYS}
+    by_status["pending"] = max(0, s.questions - sum(by_status.values()))
+    return jsonify(
+        run_id=run_id,
+        questions=s.questions,
+        by_status=by_status,
+        mean_score=None if s.mean_score is None else round(s.mean_score, 4),
+        attempts=s.attempts,
+        generations_distribution={str(k): v for k, v in sorted(s.generations_distribution.items())},
+        mean_score_by_generation={str(k): round(v, 4) for k, v in sorted(s.mean_score_by_generation.items())},
+        dead_letters=s.dead_letters,
+        cache=cache_summary(),
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(document(_settings()))

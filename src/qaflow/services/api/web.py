@@ -1,0 +1,237 @@
+"""What the three web services (api, scorer, dashboard) share.
+
+- every error is an RFC 9457 problem document (``application/problem+json``), never an
+  HTML page: ``{"type", "title", "status", "detail"}`` plus ``field``/``errors`` for 422s;
+- ``/healthz`` (the process serves requests) and ``/readyz`` (its dependencies answer);
+- ``/metrics``, aggregated over gunicorn's workers when ``PROMETHEUS_MULTIPROC_DIR`` is set
+  (prometheus_client's multiprocess mode), else the process's default registry;
+- request counts, latencies and requests in flight, by endpoint (the URL rule, not the raw
+  path, so an id never becomes a label value).
+
+Each app keeps a :class:`Runtime` in ``app.extensions["qaflow"]``; the gunicorn hooks in
+:mod:`qaflow.services.api.gunicorn_hooks` warm it up after the fork and close it on exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import sys
+import time
+from typing import Any, Protocol
+
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from qaflow.core.errors import BusError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+EXTENSION = "qaflow"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself; we only follow it
+
+REQUESTS = Counter(
+    "qaflow_http_requests_total", "HTTP requests by endpoint (URL rule), method and status.",
+    ["endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "qaflow_http_request_duration_seconds", "Time to answer an HTTP request, by endpoint and method.",
+    ["endpoint", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+IN_FLIGHT = Gauge(
+    "qaflow_http_requests_in_flight", "HTTP requests being answered now.", multiprocess_mode="livesum"
+)
+
+
+class Runtime(Protocol):
+    """A service's per-process connections: opened lazily, after gunicorn forks."""
+
+    def warm_up(self) -> None:
+        """Open connections / load the model now instead of on the first request."""
+
+    def ready(self) -> dict[str, str]:
+        """Each dependency: ``"ok"`` or the reason it is not usable."""
+
+    def close(self) -> None: ...
+
+
+class Problem(Exception):
+    """An error answered as a problem document; ``field`` names the offending input."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def problem_response(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status,
+            "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    response = jsonify(body)
+    response.status_code = status
+    response.content_type = PROBLEM_JSON
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _unavailable(exc: BaseException) -> str | None:
+    """A short name for a dependency outage (answered 503), or None for a bug (500)."""
+    if isinstance(exc, BusError):
+        return "message bus"
+    if isinstance(exc, sqlite3.OperationalError):
+        return "store"
+    psycopg2 = sys.modules.get("psycopg2")
+    if psycopg2 is not None and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return "store"
+    return None
+
+
+def install_errors(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Response:
+        return problem_response(exc.status, exc.detail, exc.headers, field=exc.field, errors=exc.errors)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        kept = {k: v for k, v in exc.get_headers() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+        return problem_response(code, exc.description or HTTP_STATUS_CODES.get(code, "error"), kept)
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):  # pragma: no cover - routed to _http by Flask
+            return _http(exc)
+        dependency = _unavailable(exc)
+        if dependency is not None:
+            logger.warning("%s %s: %s unavailable: %s", request.method, request.path, dependency, exc)
+            return problem_response(503, f"{dependency} unavailable, try again later", {"Retry-After": "5"})
+        logger.exception("%s %s failed", request.method, request.path)
+        return problem_response(500, "internal error (logged on the server)")
+
+
+def read_json() -> Any:
+    """The request body as JSON: 415 unless it says JSON, 413 above ``MAX_CONTENT_LENGTH``,
+    400 when it is not UTF-8 or not JSON (NaN and Infinity, which JSON lacks, included)."""
+    if not request.is_json:
+        raise Problem(415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, f"body is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise Problem(400, f"malformed JSON: {exc}") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def runtime(app: Flask) -> Any:
+    return app.extensions[EXTENSION]
+
+
+def install_probes(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", pid=os.getpid())
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        checks = runtime(app).ready()
+        ok = all(v == "ok" for v in checks.values())
+        response = jsonify(status="ok" if ok else "unavailable", checks=checks)
+        response.status_code = 200 if ok else 503
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(metrics_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def metrics_registry() -> CollectorRegistry:
+    """All workers' metrics in multiprocess mode; this process's otherwise."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def counter_totals(name: str, label: str) -> dict[str, float]:
+    """Current totals of counter ``name`` (without ``_total``) by one label, over all workers."""
+    totals: dict[str, float] = {}
+    for family in metrics_registry().collect():
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_total":
+                key = sample.labels.get(label, "")
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def install_request_metrics(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.qaflow_started = time.perf_counter()
+        IN_FLIGHT.inc()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        started = g.pop("qaflow_started", None)
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+            LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
+            REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            IN_FLIGHT.dec()
+            g.qaflow_counted = True
+        return response
+
+    @app.teardown_request
+    def _end(exc: BaseException | None) -> None:
+        if not g.pop("qaflow_counted", False) and g.pop("qaflow_started", None) is not None:
+            IN_FLIGHT.dec()  # after_request never ran
+
+
+def base_app(name: str, service: Runtime, max_body_bytes: int) -> Flask:
+    """A Flask app with JSON errors, probes, /metrics and request metrics installed."""
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = service
+    install_errors(app)
+    install_request_metrics(app)
+    install_probes(app)
+    return app
+

@@ -1,0 +1,142 @@
+"""What every worker service does at start-up and around its loop.
+
+Load the settings (a bad value exits with code 2 and one line naming the variable), open
+the bus and create the topics, count records in and out for ``/metrics``, and keep going
+through a refused offset commit (a rebalance: the records are delivered again).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from prometheus_client import Counter
+from pydantic_settings import BaseSettings
+
+from qaflow.bus import open_bus
+from qaflow.bus.base import Bus, Producer
+from qaflow.core import topics
+from qaflow.core.errors import CommitFailedError, ConfigError
+from qaflow.core.retry import RetryPolicy
+from qaflow.core.settings import BackendSettings, PipelineSettings, RetrySettings, load
+
+logger = logging.getLogger(__name__)
+S = TypeVar("S", bound=BaseSettings)
+
+CONSUMED = Counter("qaflow_records_consumed_total", "Records consumed and finished, by stage.", ["stage"])
+PRODUCED = Counter("qaflow_records_produced_total", "Records published, by topic.", ["topic"])
+COMMIT_FAILURES = Counter(
+    "qaflow_commit_failures_total", "Offset commits the group refused (rebalance); the records come again."
+)
+
+
+class Interrupted(Exception):
+    """Raised inside a step to abandon its batch without committing (shutdown while waiting)."""
+
+
+def load_settings(cls: type[S], service: str) -> S:
+    try:
+        return load(cls)
+    except ConfigError as exc:
+        print(f"{service}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def open_worker_bus(settings: BackendSettings) -> Bus:
+    """The bus, started, with qaflow's topics created when missing (QAFLOW_KAFKA_CREATE_TOPICS)."""
+    bus = open_bus(settings.bus_url, settings)
+    bus.start()
+    bus.ensure_topics(topics.default_specs(settings.kafka_partitions, settings.kafka_retention_ms))
+    return bus
+
+
+def group_of(settings: Any, default: str) -> str:
+    return str(settings.consumer_group or default)
+
+
+def retry_policy(s: PipelineSettings | RetrySettings | Any) -> RetryPolicy:
+    return RetryPolicy(
+        max_delivery_attempts=s.max_delivery_attempts,
+        quota_delay_s=s.retry_quota_delay_s,
+        retry_after_cap_s=s.retry_after_cap_s,
+        overload_base_s=s.retry_overload_base_s,
+        overload_cap_s=s.retry_overload_cap_s,
+    )
+
+
+class MeteredProducer:
+    """Counts every record sent, by topic; ``on_send`` sees each topic too."""
+
+    def __init__(self, inner: Producer, on_send: Callable[[str], None] | None = None) -> None:
+        self.inner = inner
+        self.on_send = on_send
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def send(self, topic: str, key: str | None, value: bytes) -> None:
+        self.inner.send(topic, key, value)
+        PRODUCED.labels(topic).inc()
+        if self.on_send is not None:
+            self.on_send(topic)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        self.inner.flush(timeout_s)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Guarded:
+    """A worker loop that survives a refused commit and a shutdown in the middle of a step.
+
+    Anything else (a lost producer record, a bug) still ends the process, so the records
+    not yet committed are delivered again after the restart.
+    """
+
+    def __init__(self, stage: str, worker: Any, on_start: Callable[[], object] | None = None) -> None:
+        self.stage = stage
+        self.worker = worker
+        self.on_start = on_start
+        self._counted = 0
+
+    def start(self) -> None:
+        self.worker.start()
+        if self.on_start is not None:
+            try:
+                self.on_start()
+            except Interrupted:
+                logger.info("%s: stopped while starting", self.stage)
+
+    def step(self, timeout_s: float = 1.0) -> int:
+        try:
+            n: int = self.worker.step(timeout_s)
+        except CommitFailedError as exc:
+            COMMIT_FAILURES.inc()
+            logger.warning("%s: %s", self.stage, exc)
+            n = 0
+        except Interrupted:
+            logger.info("%s: stopping; the current batch is left uncommitted and will be delivered again", self.stage)
+            return 0
+        self._count()
+        return n
+
+    def _count(self) -> None:
+        processed = int(getattr(self.worker, "processed", 0))
+        if processed > self._counted:
+            CONSUMED.labels(self.stage).inc(processed - self._counted)
+            self._counted = processed
+
+    def drain(self) -> None:
+        drain = getattr(self.worker, "drain", None)
+        if drain is not None:
+            try:
+                drain()
+            except CommitFailedError as exc:
+                logger.warning("%s: final commit refused: %s", self.stage, exc)
+            self._count()
+
+    def close(self) -> None:
+        self.worker.close()
