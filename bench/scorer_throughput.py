@@ -88,8 +88,9 @@ def run(scorer_name: str, batch_sizes: list[int], n_pairs: int, overrides: dict[
             f"{batch:>6} {load_s:>8.2f} {score_s:>8.2f} {n_pairs / score_s:>9.1f} "
             f"{1000 * score_s / n_pairs:>8.2f} {cpu_s:>8.2f} {n_pairs / max(cpu_s, 1e-9):>11.1f}"
         )
-    print("load s of the first row includes importing torch/transformers/bert-score; cpu s is the")
-    print("process's CPU time (all threads), less sensitive than wall time to other load on the machine.")
+    if scorer_name == "bertscore":
+        print("load s of the first row includes importing torch, transformers and bert-score.")
+    print("cpu s is the process's CPU time (all threads): less sensitive than wall time to other load.")
     print(f"load average now: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -22,7 +22,9 @@ SKAFFOLD_SETS: dict[str, list[Path]] = {
     "skaffold-minikube": [DEV / "values-dev.yaml", DEV / "values-minikube.yaml"],
     "skaffold-kind-keda-cnpg": [DEV / "values-dev.yaml", DEV / "values-kind.yaml", DEV / "values-cnpg.yaml"],
 }
-SKAFFOLD_SET_VALUES: dict[str, dict[str, str | int | float | bool]] = {"skaffold-kind-keda-cnpg": {"llm-worker.autoscaling.mode": "keda"}}
+SKAFFOLD_SET_VALUES: dict[str, dict[str, str | int | float | bool]] = {
+    "skaffold-kind-keda-cnpg": {"llm-worker.autoscaling.mode": "keda"}
+}
 ALL_SETS = (*VALUE_SETS, *SKAFFOLD_SETS)
 KUBE_VERSION = "1.34.0"  # the kind node image of k8s-dev/kind-cluster.yaml
 
@@ -42,7 +44,9 @@ def unavailable(reason: str) -> NoReturn:
 def helm_bin() -> Path:
     found = find_helm()
     if found is None:
-        unavailable("helm not found: run scripts/install-helm.sh (builds it into ~/.cache/qaflow/bin) or set QAFLOW_HELM")
+        unavailable(
+            "helm not found: run scripts/install-helm.sh (builds it into ~/.cache/qaflow/bin) or set QAFLOW_HELM"
+        )
     return found
 
 

@@ -275,7 +275,7 @@ def workloads(
                     resources=c.get("resources") or {},
                     security_context=c.get("securityContext") or {},
                     pod_security_context=spec.get("securityContext") or {},
-                    labels=dict((d["metadata"].get("labels") or {})),
+                    labels=dict(d["metadata"].get("labels") or {}),
                 )
             )
     return out

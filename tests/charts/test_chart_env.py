@@ -129,8 +129,11 @@ def test_backends_are_wired(renders: Renders, value_set: str) -> None:
         if cache:
             host = cache.split("://", 1)[1].rsplit("@", 1)[-1].split(":")[0]
             assert host in services or "." in host, f"{w.name}: cache host {host} is no Service"
-    api_url = next(w.env["QAFLOW_TRAFFIC_API_URL"] for w in qaflow_workloads(docs) if component(w) == "traffic-gen") \
-        if any(component(w) == "traffic-gen" for w in qaflow_workloads(docs)) else None
+    api_url = (
+        next(w.env["QAFLOW_TRAFFIC_API_URL"] for w in qaflow_workloads(docs) if component(w) == "traffic-gen")
+        if any(component(w) == "traffic-gen" for w in qaflow_workloads(docs))
+        else None
+    )
     if api_url:
         assert api_url.split("//")[1].split(":")[0] in services
 
@@ -177,8 +180,11 @@ def test_acls_cover_the_consumer_groups(renders: Renders) -> None:
         assert any(
             a["resource"]["type"] == "group"
             and "Read" in a["operations"]
-            and (group.startswith(a["resource"]["name"]) if a["resource"].get("patternType") == "prefix"
-                 else group == a["resource"]["name"])
+            and (
+                group.startswith(a["resource"]["name"])
+                if a["resource"].get("patternType") == "prefix"
+                else group == a["resource"]["name"]
+            )
             for a in acls
         ), f"{w.name}: no ACL lets it read with group {group}"
 
@@ -198,10 +204,11 @@ def test_the_env_checks_can_fail(helm_bin: Any) -> None:
     """A misspelt name and a bad value are both caught (guards the tests above)."""
     from qaflow.core.errors import ConfigError
     from qaflow.core.settings import load
-
     from tests.charts.render import render
 
-    docs = render(set_values={"global.config.QAFLOW_TRESHOLD": "0.5", "api.env.QAFLOW_LOG_LEVEL": "LOUD"}, helm_bin=helm_bin)
+    docs = render(
+        set_values={"global.config.QAFLOW_TRESHOLD": "0.5", "api.env.QAFLOW_LOG_LEVEL": "LOUD"}, helm_bin=helm_bin
+    )
     api = next(w for w in workloads(docs) if component(w) == "api")
     assert "QAFLOW_TRESHOLD" in api.env and "QAFLOW_TRESHOLD" not in known()
     env = {k: v or "" for k, v in api.env.items() if k.startswith("QAFLOW_")}

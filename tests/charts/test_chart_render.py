@@ -69,7 +69,9 @@ def test_selectors_use_name_and_instance_only(renders: Renders, value_set: str) 
             template = None
         else:
             continue
-        assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}, f"{kind}/{d['metadata']['name']}"
+        assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}, (
+            f"{kind}/{d['metadata']['name']}"
+        )
         if template is not None:
             assert selector.items() <= template.items(), f"{kind}/{d['metadata']['name']}: selector does not match pods"
 
@@ -82,11 +84,14 @@ def test_every_service_selects_a_workload(renders: Renders, value_set: str) -> N
     ]
     for svc in (d for d in docs if d["kind"] == "Service"):
         sel = svc["spec"]["selector"]
-        assert any(sel.items() <= labels.items() for labels in pod_labels), f"Service/{svc['metadata']['name']} selects nothing"
+        assert any(sel.items() <= labels.items() for labels in pod_labels), (
+            f"Service/{svc['metadata']['name']} selects nothing"
+        )
     for pdb in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
         sel = pdb["spec"]["selector"]["matchLabels"]
         targets = [
-            d for d in docs
+            d
+            for d in docs
             if d["kind"] == "Deployment" and sel.items() <= d["spec"]["template"]["metadata"]["labels"].items()
         ]
         assert targets, f"PodDisruptionBudget/{pdb['metadata']['name']} selects nothing"
@@ -138,7 +143,7 @@ def test_values_schema_rejects_an_unknown_mode(helm_bin: Path) -> None:
 
 
 def test_keda_beyond_the_partitions_is_refused(helm_bin: Path) -> None:
-    with pytest.raises(HelmError, match="exceeds kafka.topics.partitions"):
+    with pytest.raises(HelmError, match=r"exceeds kafka\.topics\.partitions"):
         render(
             set_values={"llm-worker.autoscaling.mode": "keda", "llm-worker.autoscaling.maxReplicas": 9},
             helm_bin=helm_bin,
@@ -159,8 +164,19 @@ def render_notes(helm_bin: Path, tmp_path: Path, value_set: str) -> str:
         '  notes: {{ include "qaflow/templates/NOTES.txt" . | toJson }}\n'
     )
     out = helm(
-        ["template", "qaflow", str(chart), "--namespace", "qaflow", "--kube-version", KUBE_VERSION,
-         "--values", str(values_file(value_set)), "--show-only", "templates/zz-notes.yaml"],
+        [
+            "template",
+            "qaflow",
+            str(chart),
+            "--namespace",
+            "qaflow",
+            "--kube-version",
+            KUBE_VERSION,
+            "--values",
+            str(values_file(value_set)),
+            "--show-only",
+            "templates/zz-notes.yaml",
+        ],
         helm_bin,
     )
     return str(yaml.safe_load(out)["data"]["notes"])
@@ -168,8 +184,13 @@ def render_notes(helm_bin: Path, tmp_path: Path, value_set: str) -> str:
 
 def test_notes_print_the_port_forwards(helm_bin: Path, tmp_path: Path) -> None:
     notes = render_notes(helm_bin, tmp_path, "kind")
-    for fwd in ("svc/qaflow-api 8000:8000", "svc/qaflow-dashboard 8002:8002", "svc/qaflow-score-job-rest 8081:8081",
-                "svc/qaflow-kafka-ui 8080:8080", "helm test qaflow"):
+    for fwd in (
+        "svc/qaflow-api 8000:8000",
+        "svc/qaflow-dashboard 8002:8002",
+        "svc/qaflow-score-job-rest 8081:8081",
+        "svc/qaflow-kafka-ui 8080:8080",
+        "helm test qaflow",
+    ):
         assert fwd in notes, f"NOTES.txt lacks {fwd!r}"
 
 

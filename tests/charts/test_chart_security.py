@@ -37,7 +37,11 @@ def posture_failures(doc: dict[str, Any]) -> list[str]:
     assert spec is not None
     failures: list[str] = []
     mounts_ok = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v or "persistentVolumeClaim" in v}
-    templates = {t["metadata"]["name"] for t in (doc["spec"].get("volumeClaimTemplates") or [])} if kind == "StatefulSet" else set()
+    templates = (
+        {t["metadata"]["name"] for t in (doc["spec"].get("volumeClaimTemplates") or [])}
+        if kind == "StatefulSet"
+        else set()
+    )
     for c in spec.get("containers", []) + spec.get("initContainers", []):
         name = c["name"]
         if merged(spec, c, "runAsNonRoot") is not True:
@@ -54,7 +58,9 @@ def posture_failures(doc: dict[str, Any]) -> list[str]:
             failures.append(f"{name}: adds capabilities")
         if sc.get("privileged"):
             failures.append(f"{name}: privileged")
-        seccomp = (sc.get("seccompProfile") or (spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
+        seccomp = (sc.get("seccompProfile") or (spec.get("securityContext") or {}).get("seccompProfile") or {}).get(
+            "type"
+        )
         if seccomp != "RuntimeDefault":
             failures.append(f"{name}: seccompProfile is not RuntimeDefault")
         if kind not in WRITABLE_ROOT_OK and sc.get("readOnlyRootFilesystem") is not True:
@@ -94,7 +100,9 @@ def posture_failures(doc: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("value_set", ALL_SETS)
 def test_every_workload_is_locked_down(renders: Renders, value_set: str) -> None:
     failures = [
-        f"{d['kind']}/{d['metadata']['name']}: {f}" for d in pod_objects(renders[value_set]) for f in posture_failures(d)
+        f"{d['kind']}/{d['metadata']['name']}: {f}"
+        for d in pod_objects(renders[value_set])
+        for f in posture_failures(d)
     ]
     assert not failures, "\n".join(failures)
 
@@ -123,6 +131,15 @@ def test_the_posture_check_can_fail() -> None:
         "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:latest"}]}}},
     }
     failures = posture_failures(bad)
-    for expected in ("runAsNonRoot", "allowPrivilegeEscalation", "capabilities", "seccomp", "readOnlyRootFilesystem",
-                     "resources.limits.cpu", "livenessProbe", "not pinned", "service account token"):
+    for expected in (
+        "runAsNonRoot",
+        "allowPrivilegeEscalation",
+        "capabilities",
+        "seccomp",
+        "readOnlyRootFilesystem",
+        "resources.limits.cpu",
+        "livenessProbe",
+        "not pinned",
+        "service account token",
+    ):
         assert any(expected in f for f in failures), expected

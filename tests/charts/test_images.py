@@ -137,7 +137,9 @@ def test_service_images_run_as_non_root_without_build_tools(service: str) -> Non
     users = [i.value for s in lineage for i in s.all("USER")]
     assert users, f"{service}: no USER"
     uid = users[0].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, f"{service}: USER {users[0]} (numeric, non-zero, so runAsNonRoot can check it)"
+    assert uid.isdigit() and int(uid) != 0, (
+        f"{service}: USER {users[0]} (numeric, non-zero, so runAsNonRoot can check it)"
+    )
     assert str(df.expand(lineage[-1].base)).startswith("python:3.11"), "Python 3.11 slim base"
     for s in lineage:
         for run in s.all("RUN"):
@@ -161,8 +163,9 @@ def test_scorer_bakes_the_model_and_cpu_torch() -> None:
 
 def test_score_job_image_matches_the_flink_deployment(renders: Renders) -> None:
     if not SCORE_JOB_DOCKERFILE.is_file():
-        pytest.fail("images/score-job/Dockerfile does not exist yet (the score-job image is built separately)",
-                    pytrace=False)
+        pytest.fail(
+            "images/score-job/Dockerfile does not exist yet (the score-job image is built separately)", pytrace=False
+        )
     text = SCORE_JOB_DOCKERFILE.read_text()
     flink = next(d for d in renders["default"] if d["kind"] == "FlinkDeployment")
     job = flink["spec"]["job"]
@@ -231,9 +234,7 @@ def test_skaffold_rewrites_flink_images_and_forwards_ports(renders: Renders) -> 
     allow = cfg["resourceSelector"]["allow"]
     assert {"groupKind": "FlinkDeployment.flink.apache.org", "image": [".*"]} in allow
     docs = renders["skaffold-kind"]
-    ports = {
-        d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]} for d in docs if d["kind"] == "Service"
-    }
+    ports = {d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]} for d in docs if d["kind"] == "Service"}
     flink = next(d["metadata"]["name"] for d in docs if d["kind"] == "FlinkDeployment")
     ports[f"{flink}-rest"] = {8081}  # created by the Flink operator
     forwarded = {f["resourceName"] for f in cfg["portForward"]}
@@ -256,3 +257,16 @@ def test_skaffold_profiles_and_values_files() -> None:
         for patch in p.get("patches", []):
             if patch["path"].endswith("valuesFiles/-"):
                 assert (REPO / patch["value"]).is_file(), patch["value"]
+
+
+def test_the_module_checks_can_fail() -> None:
+    assert module_file("qaflow.services.no_such_service") is None
+    assert modules_started_by(["python", "-m", "qaflow.services.no_such_service"]) == [
+        ("qaflow.services.no_such_service.__main__", None)
+    ]
+    assert modules_started_by(["gunicorn", "--config", "python:a.conf", "a.app:create_app()"]) == [
+        ("a.conf", None),
+        ("a.app", "create_app"),
+    ]
+    assert dockerfile.ignored("tests/x.py", ["*", "!src/"])
+    assert not dockerfile.ignored("src/qaflow/__init__.py", ["*", "!src/"])

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -32,14 +32,27 @@ def answer(
     return AnswerMessage(question=q, answer=text, model=model, provider="test", latency_ms=12.5)
 
 
-@pytest.fixture(scope="session")
-def connector_jars(server_unavailable: Callable[[str], NoReturn]) -> list[Path]:
-    from qaflow.flinkjob.runner import FlinkRunError, fetch_jars
+class _ConnectorJars:
+    """Checkable for ``require_servers``: the jar is fetched (once, cached) or reported missing."""
 
-    try:
-        return fetch_jars()
-    except (FlinkRunError, OSError) as exc:
-        server_unavailable(f"Kafka connector jar unavailable: {exc}")
+    jars: list[Path]
+
+    def check(self) -> None:
+        from qaflow.devstack import MissingBinaryError
+        from qaflow.flinkjob.runner import FlinkRunError, connector_jar, fetch_jars
+
+        try:
+            self.jars = fetch_jars()
+        except (FlinkRunError, OSError) as exc:
+            raise MissingBinaryError(f"Kafka connector jar ({exc})", str(connector_jar().parent)) from exc
+
+
+@pytest.fixture(scope="session")
+def connector_jars(require_servers: Callable[[Any], None]) -> list[Path]:
+    """The Kafka SQL connector jar, fetched into the cache if needed (``qaflow flink fetch-jars``)."""
+    jars = _ConnectorJars()
+    require_servers(jars)
+    return jars.jars
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 
@@ -256,7 +257,7 @@ def test_redis_rpm_is_shared_by_replicas(shared_rpm: list[RedisRpmLimiter]) -> N
     waits = [(a if i % 2 else b).reserve() for i in range(20)]  # 600/min: one slot every 100 ms
     assert a.fallbacks == b.fallbacks == 0
     assert waits[0] == pytest.approx(0.0, abs=0.02)
-    gaps = [y - x for x, y in zip(waits, waits[1:], strict=False)]
+    gaps = [y - x for x, y in itertools.pairwise(waits)]
     # Each reservation lands one interval after the previous one, whichever replica made it
     # (minus the few ms that pass between the calls).
     assert all(0.07 < g <= 0.1001 for g in gaps), gaps

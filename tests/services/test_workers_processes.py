@@ -59,7 +59,9 @@ class Harness:
         self.procs.append(proc)
         return proc
 
-    def collect(self, topic_names: list[str], done: Callable[[list[Record]], bool], timeout_s: float = 60) -> list[Record]:
+    def collect(
+        self, topic_names: list[str], done: Callable[[list[Record]], bool], timeout_s: float = 60
+    ) -> list[Record]:
         consumer = self.bus.consumer(f"test-{uuid.uuid4().hex[:6]}", topic_names)
         consumer.start()
         got: list[Record] = []

@@ -39,3 +39,16 @@ subchart charts/common, so the subcharts can use them too.
 {{- $w := index .Values "llm-worker" | default dict -}}
 {{- if and (ne (toString $w.enabled) "false") (eq (toString (($w.autoscaling | default dict).mode)) "keda") -}}true{{- end -}}
 {{- end -}}
+
+{{/* With NetworkPolicies on, the listeners accept this release's pods and kafka.networkPolicyPeers only. */}}
+{{- define "qaflow.kafka.listenerPeers" -}}
+{{- if .Values.global.networkPolicy.enabled -}}
+networkPolicyPeers:
+  - podSelector:
+      matchLabels:
+        app.kubernetes.io/instance: {{ .Release.Name }}
+{{- with .Values.kafka.networkPolicyPeers }}
+{{ toYaml . | indent 2 }}
+{{- end }}
+{{- end -}}
+{{- end -}}

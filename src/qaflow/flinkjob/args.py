@@ -54,7 +54,9 @@ class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
         "retain", description="Keep the last checkpoint when the job is cancelled (retain) or not."
     )
     flink_parallelism: int = Field(0, ge=0, le=1024, description="Job parallelism; 0 = the cluster's default.")
-    flink_batch_size: int = Field(0, ge=0, le=100_000, description="Pairs per scoring call; 0 = QAFLOW_SCORER_BATCH_SIZE.")
+    flink_batch_size: int = Field(
+        0, ge=0, le=100_000, description="Pairs per scoring call; 0 = QAFLOW_SCORER_BATCH_SIZE."
+    )
     flink_batch_wait_ms: int = Field(
         1000, ge=1, le=600_000, description="Longest wait before a partial batch is scored (Python bundle time)."
     )
@@ -133,14 +135,16 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--starting-offsets", "flink_starting_offsets", {"choices": StartingOffsets.__args__,
      "help": "Where a job started without state reads qa.answers from: the group's committed offsets, "
      "falling back to earliest/latest, or always earliest/latest. Default committed-or-earliest."}),
-    ("--threshold", "threshold", {"type": float, "help": "Score at or above which an answer is validated. Default 0.80."}),
+    ("--threshold", "threshold", {"type": float,
+     "help": "Score at or above which an answer is validated. Default 0.80."}),
     ("--max-generations", "max_generations", {"type": int,
      "help": "LLM answers per question at most; below the threshold at this generation = exhausted. Default 3."}),
     ("--scorer", "scorer", {"choices": ("bertscore", "lexical", "remote"),
      "help": "bertscore (in the Python worker; needs qaflow[bertscore]), lexical (token F1, tests) or remote "
      "(the scorer service at --scorer-url). Default bertscore."}),
     ("--scorer-url", "scorer_url", {"help": "Base URL of the scorer service (--scorer remote)."}),
-    ("--scorer-model", "scorer_model", {"help": "bert-score model directory or hub id; empty = packaged all-MiniLM-L6-v2."}),
+    ("--scorer-model", "scorer_model", {
+     "help": "bert-score model directory or hub id; empty = the packaged all-MiniLM-L6-v2."}),
     ("--scorer-device", "scorer_device", {"help": "auto, cpu or cuda[:N] for --scorer bertscore. Default auto."}),
     ("--batch-size", "flink_batch_size", {"type": int, "help": "Pairs per scoring call (the Arrow batch of the "
      "vectorised UDF). Default 0 = QAFLOW_SCORER_BATCH_SIZE (64)."}),
@@ -250,7 +254,9 @@ def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None =
         overrides["bus_url"] = "kafka://" + overrides["bus_url"]
     settings = load(ScoreJobSettings, os.environ if environ is None else environ, **overrides)
     scorer = ScorerSettings.model_validate({name: getattr(settings, name) for name in ScorerSettings.model_fields})
-    topic_overrides = {logical: getattr(ns, f"topic_{opt.replace('-', '_')}") for opt, logical in _TOPIC_OPTIONS.items()}
+    topic_overrides = {
+        logical: getattr(ns, f"topic_{opt.replace('-', '_')}") for opt, logical in _TOPIC_OPTIONS.items()
+    }
     return JobConfig(
         bootstrap_servers=_bootstrap(settings.bus_url),
         kafka_properties=kafka_properties(settings),

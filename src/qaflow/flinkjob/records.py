@@ -43,7 +43,11 @@ class Outcome(StrEnum):
     FAILED = "failed"  # dead-lettered with its question: the question ends failed
 
 
-_OUTCOME = {Route.VALIDATED: Outcome.VALIDATED, Route.REGENERATE: Outcome.REGENERATED, Route.EXHAUSTED: Outcome.EXHAUSTED}
+_OUTCOME = {
+    Route.VALIDATED: Outcome.VALIDATED,
+    Route.REGENERATE: Outcome.REGENERATED,
+    Route.EXHAUSTED: Outcome.EXHAUSTED,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ which starts the Python workers; stopping the group stops them all. The JVM logs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -208,10 +209,8 @@ class LocalJob:
     def _signal_group(self, sig: signal.Signals) -> None:
         if self._proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)  # the group this job's start() created
-        except ProcessLookupError:
-            pass
 
     def kill(self) -> None:
         """SIGKILL the whole group: a crash, as far as the job can tell."""
@@ -225,10 +224,8 @@ class LocalJob:
             return
         if self._proc.poll() is None:
             self._signal_group(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         self._signal_group(signal.SIGKILL)  # the JVM and Python workers may outlive the client
         self._proc.wait(30)
 
@@ -238,7 +235,7 @@ class LocalJob:
             msg = "LocalJob(rest_port=...) is needed for the REST API"
             raise FlinkRunError(msg)
         url = f"http://127.0.0.1:{self.rest_port}{path}"
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback http
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return json.loads(resp.read())
 
     def running_job_id(self) -> str | None:

@@ -44,10 +44,7 @@ class MeteredCache:
     def __init__(self, inner: Cache) -> None:
         self.inner = inner
         self.url = inner.url
-
-    @property
-    def stats(self) -> CacheStats:
-        return self.inner.stats
+        self.stats: CacheStats = inner.stats  # the same object: the inner cache keeps counting in it
 
     def start(self) -> None:
         self.inner.start()

@@ -35,7 +35,8 @@ def _check_api_key() -> None:
         return
     sent = request.headers.get("X-API-Key", "")
     if not hmac.compare_digest(sent.encode("latin-1", "replace"), key.get_secret_value().encode("utf-8")):
-        raise Problem(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+        challenge = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+        raise Problem(401, "missing or wrong X-API-Key header", headers=challenge)
 
 
 @bp.post("/v1/questions")

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any, Protocol
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -123,7 +123,11 @@ def install_errors(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         code = exc.code or 500
         kept = {k: v for k, v in exc.get_headers() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
-        return problem_response(code, exc.description or HTTP_STATUS_CODES.get(code, "error"), kept)
+        detail = exc.description or HTTP_STATUS_CODES.get(code, "error")
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if code == 413 and limit:
+            detail = f"request body larger than {limit} bytes"
+        return problem_response(code, detail, kept)
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception) -> Response:
@@ -154,7 +158,8 @@ def read_json() -> Any:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    msg = f"{name} is not JSON"
+    raise ValueError(msg)
 
 
 def runtime(app: Flask) -> Any:

@@ -44,7 +44,9 @@ def fmt(value: Any, kind: str = "num") -> str:
     if kind == "score":
         return f"{value:.3f}"
     if kind == "s":
-        return f"{round(value * 1000)} ms" if value < 1 else f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+        if value < 1:
+            return f"{round(value * 1000)} ms"
+        return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
     if kind == "time":
         return time.strftime("%H:%M:%S UTC", time.gmtime(value))
     return f"{value:,.2f}".rstrip("0").rstrip(".")

@@ -33,10 +33,6 @@ def latency_summary(latencies_s: Iterable[float]) -> dict[str, float | int | Non
     return out
 
 
-def score_bin(score: float) -> int:
-    return min(SCORE_BINS - 1, max(0, math.floor(score * SCORE_BINS)))
-
-
 def score_bins(counts_by_bin: Mapping[int, int]) -> list[dict[str, float | int]]:
     """Bins of width 1/SCORE_BINS; ``counts_by_bin`` keys are floor(score * SCORE_BINS), any range."""
     totals = [0] * SCORE_BINS

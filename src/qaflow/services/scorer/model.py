@@ -7,6 +7,7 @@ nothing but contention; they keep /healthz, /readyz and /metrics answering durin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,7 +27,9 @@ class ModelNotReady(ScoringError):
 
 
 class ScorerRuntime:
-    def __init__(self, settings: ScorerServiceSettings, factory: Callable[[ScorerServiceSettings], Scorer] = make_scorer) -> None:
+    def __init__(
+        self, settings: ScorerServiceSettings, factory: Callable[[ScorerServiceSettings], Scorer] = make_scorer
+    ) -> None:
         self.settings = settings
         self._factory = factory
         self._scorer: Scorer | None = None
@@ -55,7 +58,8 @@ class ScorerRuntime:
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             logger.error("could not load the %s scorer: %s", self.settings.scorer, exc)
-            raise ModelNotReady(f"model not loaded: {exc}") from exc
+            msg = f"model not loaded: {exc}"
+            raise ModelNotReady(msg) from exc
         elapsed = time.perf_counter() - began
         LOAD_SECONDS.observe(elapsed)
         self._error = None
@@ -86,10 +90,8 @@ class ScorerRuntime:
         return {"model": f"not loaded: {self._error}" if self._error else "loading"}
 
     def _load_quietly(self) -> None:
-        try:
+        with contextlib.suppress(ScoringError):  # logged in _load; /readyz reports it
             self.scorer()
-        except ScoringError:
-            pass  # logged in _load; /readyz reports it
 
     def close(self) -> None:
         with self._load_lock:

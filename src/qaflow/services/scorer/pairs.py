@@ -35,7 +35,8 @@ def parse_pairs(body: Any, max_batch: int, max_chars: int) -> Pairs:
     if not isinstance(pairs, list):
         raise InvalidPairs("must be an array of {candidate, reference} objects", "pairs")
     if len(pairs) > max_batch:
-        raise InvalidPairs(f"at most {max_batch} pairs per request, got {len(pairs)}", "pairs", too_many=True)
+        msg = f"at most {max_batch} pairs per request, got {len(pairs)}"
+        raise InvalidPairs(msg, "pairs", too_many=True)
     candidates, references, truncated = [], [], 0
     for i, pair in enumerate(pairs):
         if not isinstance(pair, dict):
@@ -48,7 +49,8 @@ def parse_pairs(body: Any, max_batch: int, max_chars: int) -> Pairs:
             value = pair.get(name)
             if not isinstance(value, str):
                 got = "missing" if name not in pair else type(value).__name__
-                raise InvalidPairs(f"must be a string ({got})", f"pairs[{i}].{name}")
+                msg = f"must be a string ({got})"
+                raise InvalidPairs(msg, f"pairs[{i}].{name}")
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:

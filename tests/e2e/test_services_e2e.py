@@ -1,0 +1,196 @@
+"""The whole loop with every service as its own process: api under gunicorn, llm-worker,
+retry-worker, score-worker (lexical scorer) and storage-writer, on real Kafka, PostgreSQL
+and Redis, with a fake LLM answering 10% 429s and 5% 503s. traffic-gen (a process too)
+sends the shipped sample with 30% repeats, and the llm-worker is SIGKILLed halfway.
+
+Checks: every question sent ends in exactly one terminal state; nothing is lost or
+duplicated across the crash; repeats of answered questions come from the cache; the api
+agrees with PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+
+from qaflow.core import topics
+from qaflow.datasets import open_dataset
+
+from .conftest import ServiceStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample.csv"
+DONE_WITHIN_S = 300
+
+
+def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def terminal_count(url: str) -> int:
+    try:
+        return int(pg_rows(url, "SELECT count(*) FROM results")[0][0])
+    except psycopg2.Error:
+        return 0  # tables not created yet
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """Every record of ``topic``, from the start to its current end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out: list[tuple[str | None, dict[str, Any]]] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend((r.key.decode() if r.key else None, json.loads(r.value)) for r in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_every_question_ends_once_across_an_llm_worker_crash(
+    stack: ServiceStack, kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg_url, prefix = stack.backends.store_url, stack.backends.topic_prefix
+    expected_ids = {q.id for q in open_dataset(SAMPLE)}
+    fake = stack.start_fake_llm("--latency-ms", "30", "--rate-429", "0.10", "--rate-503", "0.05",
+                                "--retry-after-s", "1", "--seed", "11")
+    stack.config = {
+        "QAFLOW_LOG_FORMAT": "text",
+        "QAFLOW_SHUTDOWN_GRACE_S": "10",
+        "QAFLOW_LLM_PROVIDER": "openai",
+        "QAFLOW_LLM_BASE_URL": fake.url,
+        "QAFLOW_LLM_CONCURRENCY": "8",
+        "QAFLOW_AIMD_RECOVER_AFTER_S": "1",
+        "QAFLOW_SCORER": "lexical",
+        "QAFLOW_THRESHOLD": "0.15",  # about half the fake answers pass at once; the rest regenerate, then exhaust
+        "QAFLOW_MAX_GENERATIONS": "2",
+        "QAFLOW_MAX_DELIVERY_ATTEMPTS": "8",
+        "QAFLOW_RETRY_AFTER_CAP_S": "0.3",  # the fake's Retry-After is 1 s; keep the test short
+        "QAFLOW_RETRY_QUOTA_DELAY_S": "0.3",
+        "QAFLOW_RETRY_OVERLOAD_BASE_S": "0.1",
+        "QAFLOW_RETRY_OVERLOAD_CAP_S": "0.5",
+        "QAFLOW_SCORER_BATCH_SIZE": "32",
+    }
+    services = [stack.start(name) for name in ("storage-writer", "api", "llm-worker", "retry-worker", "score-worker")]
+    for proc in services:
+        proc.wait_ready(90)
+    api = stack.procs["api"]
+    stack.mark("services ready")
+
+    ids_file = stack.root / "sent-ids.txt"
+    traffic = stack.start(
+        "traffic-gen", "--json", "--ids-file", str(ids_file),
+        QAFLOW_TRAFFIC_API_URL=api.url, QAFLOW_TRAFFIC_DATASET=str(SAMPLE), QAFLOW_TRAFFIC_RATE="25",
+        QAFLOW_TRAFFIC_REPEAT_SHARE="0.3", QAFLOW_TRAFFIC_WAIT_S=str(DONE_WITHIN_S), QAFLOW_TRAFFIC_SEED="5",
+        QAFLOW_RUN_ID=f"e2e-{prefix.rstrip('.')}",
+    )
+
+    # SIGKILL the llm-worker once about half the questions are terminal, then start it again.
+    deadline = time.monotonic() + DONE_WITHIN_S
+    while terminal_count(pg_url) < len(expected_ids) // 2:
+        assert time.monotonic() < deadline, f"only {terminal_count(pg_url)} terminal\n{stack.dump_logs()}"
+        assert traffic.running() or traffic.proc is None or traffic.proc.returncode == 0, traffic.tail()
+        time.sleep(0.3)
+    stack.mark("half terminal")
+    at_kill = terminal_count(pg_url)
+    stack.procs["llm-worker"].kill()
+    restarted = stack.start("llm-worker")
+    restarted.wait_ready(90)
+    stack.mark("llm-worker restarted")
+
+    code, out = traffic.output(timeout_s=DONE_WITHIN_S + 60)
+    stack.mark("traffic-gen done (all terminal)")
+    assert code == 0, traffic.tail()
+    summary = json.loads(out)
+    sent = set(ids_file.read_text().split())
+
+    # Every question sent, and only those, has exactly one terminal row.
+    assert sent == expected_ids
+    assert summary["unique_questions"] == len(sent) and summary["not_terminal"] == 0
+    rows = pg_rows(pg_url, "SELECT question_id, status, score, answer, generations FROM results")
+    assert len(rows) == len({r[0] for r in rows}) == len(sent)
+    assert {r[0] for r in rows} == sent
+    by_status = Counter(r[1] for r in rows)
+    assert summary["terminal"] == {k: by_status.get(k, 0) for k in ("validated", "exhausted", "failed")}
+    assert by_status["validated"] > 0 and by_status["exhausted"] > 0
+
+    # Nothing duplicated across the crash: one scored attempt per (question, generation) on
+    # qa.scores and in the table, one terminal record per question on the topics.
+    scores = read_topic(kafka_bootstrap, prefix + topics.SCORES)
+    per_attempt = Counter((v["question_id"], v["generation"]) for _, v in scores)
+    assert max(per_attempt.values()) == 1, [k for k, n in per_attempt.items() if n > 1][:5]
+    attempts = pg_rows(pg_url, "SELECT question_id, generation FROM attempts")
+    assert len(attempts) == len(set(attempts)) == len(per_attempt)
+    results = read_topic(kafka_bootstrap, prefix + topics.RESULTS)
+    dead = [v for _, v in read_topic(kafka_bootstrap, prefix + topics.DEAD_LETTER) if v.get("question")]
+    ends = Counter(k for k, _ in results) + Counter(v["question_id"] for v in dead)
+    assert set(ends) == sent and set(ends.values()) == {1}
+    assert Counter(v["status"] for _, v in results) == Counter(
+        {k: n for k, n in by_status.items() if k != "failed"}
+    )
+    for qid, generation in attempts:  # generations are contiguous: no attempt lost, none skipped
+        assert generation == 1 or (qid, generation - 1) in per_attempt
+
+    # The faults really happened, and went through the retry topics.
+    stats = requests.get(fake.url + "/_stats", timeout=5).json()
+    assert stats["by_status"].get("429", 0) > 0 and stats["by_status"].get("503", 0) > 0
+    retried = read_topic(kafka_bootstrap, prefix + topics.RETRY_QUOTA)
+    retried += read_topic(kafka_bootstrap, prefix + topics.RETRY_OVERLOAD)
+    assert len(retried) > 0
+
+    # Repeats of answered questions come back 200 from the cache (failed ones: from the store).
+    repeat = stack.start(
+        "traffic-gen", "--json",
+        QAFLOW_TRAFFIC_API_URL=api.url, QAFLOW_TRAFFIC_DATASET=str(SAMPLE), QAFLOW_TRAFFIC_RATE="50",
+        QAFLOW_TRAFFIC_TOTAL="40", QAFLOW_TRAFFIC_REPEAT_SHARE="0",
+    )
+    code, out = repeat.output(timeout_s=120)
+    assert code == 0, repeat.tail()
+    again = json.loads(out)
+    assert again["by_code"] == {"200": 40}
+    assert set(again["sources"]) <= {"cache", "store"} and again["sources"].get("cache", 0) >= 40 - by_status["failed"]
+    # ... and so did the first run's repeats of questions already terminal when repeated.
+    assert summary["repeats"] > 30
+    assert summary["repeat_sources"].get("cache", 0) > 0
+    assert set(summary["repeat_sources"]) <= {"cache", "store", "in-flight", "queued"}
+
+    # The api agrees with PostgreSQL.
+    for qid, status, score, answer, generations in random.Random(3).sample(rows, 25):
+        body = requests.get(f"{api.url}/v1/questions/{qid}", timeout=10).json()
+        assert body["status"] == status
+        assert body["result"]["answer"] == answer and body["result"]["generations"] == generations
+        assert body["result"]["score"] == (None if score is None else pytest.approx(score))
+
+    stack.mark("checks done")
+    answered_after_restart = "answering with" in restarted.log_path.read_text()
+    timing = ", ".join(f"{k} at {v} s" for k, v in stack.timings.items())
+    with capsys.disabled():
+        print(
+            f"\ne2e: {len(sent)} questions, {summary['requests']} requests ({summary['repeats']} repeats) "
+            f"at {summary['achieved_rate']}/s; terminal {dict(by_status)}; llm-worker SIGKILLed at {at_kill} "
+            f"terminal, restarted: {answered_after_restart}; LLM calls {stats['total']} {stats['by_status']}; "
+            f"api errors {summary['errors'] or 'none'}; POST p50/p99 "
+            f"{summary['latency_ms']['p50']:.0f}/{summary['latency_ms']['p99']:.0f} ms\ntimeline: {timing}"
+        )
