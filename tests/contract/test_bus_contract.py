@@ -310,3 +310,30 @@ def test_kafka_flush_raises_when_a_send_failed(kafka_bootstrap: str, unique_name
     finally:
         producer.close()
     assert bus.end_offsets(topic) == [2]
+
+
+@pytest.mark.integration
+def test_kafka_zero_timeout_polls_still_join_the_group(kafka_bootstrap: str, unique_name: str) -> None:
+    """kafka-python 3 loops on rejoins when polled with timeout 0 before its first assignment."""
+    from qaflow.bus.kafka import KafkaBus
+    from qaflow.core.topics import TopicSpec
+
+    bus = KafkaBus(f"kafka://{kafka_bootstrap}", None)
+    bus.start()
+    topic = f"{unique_name}.zero"
+    bus.ensure_topics([TopicSpec(topic, partitions=2)])
+    consumer = bus.consumer(f"{unique_name}-g", [topic])
+    consumer.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.0, 10)
+        assert consumer.assignment() == {(topic, 0), (topic, 1)}
+        generation = consumer.client._coordinator._generation.generation_id
+        for _ in range(30):
+            consumer.poll(0.0, 10)
+            time.sleep(0.02)
+        assert consumer.client._coordinator._generation.generation_id == generation
+    finally:
+        consumer.close()
+        bus.close()

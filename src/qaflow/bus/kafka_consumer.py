@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "max_poll_records": 500,
     "allow_auto_create_topics": False,
 }
+JOIN_POLL_MS = 100
 # Errors meaning "the group moved on without this commit": retriable by re-polling.
 REBALANCE_ERRORS = (
     kerrors.CommitFailedError,
@@ -80,7 +81,12 @@ class KafkaBusConsumer:
         return self._consumer
 
     def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
-        batches = self.client.poll(timeout_ms=max(0, int(timeout_s * 1000)), max_records=max_records)
+        timeout_ms = max(0, int(timeout_s * 1000))
+        if timeout_ms < JOIN_POLL_MS and not self.client.assignment():
+            # kafka-python 3 restarts the group join on every zero-timeout poll and never settles;
+            # while unassigned, give the join handshake time to finish.
+            timeout_ms = JOIN_POLL_MS
+        batches = self.client.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[Record] = []
         for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
             for r in batches[tp]:

@@ -67,14 +67,14 @@ class RetryWorker(Worker):
                 self.tracker.finished(rec.tp, rec.offset)
         for rec, msg in ok:
             heapq.heappush(self._heap, (msg.not_before, next(self._seq), rec, msg))
-        self._release_due()
+        released = self._release_due()
         self._apply_backpressure()
         committable = self.tracker.committable()
         if committable:
-            self.consumer.commit(committable)
-        return len(records)
+            self.commit(committable)
+        return len(records) + released
 
-    def _release_due(self) -> None:
+    def _release_due(self) -> int:
         now = self.clock()
         outputs = []
         done: list[Record] = []
@@ -87,6 +87,7 @@ class RetryWorker(Worker):
             self.tracker.finished(rec.tp, rec.offset)
         self.released += len(done)
         self.processed += len(done)
+        return len(done)
 
     def _apply_backpressure(self) -> None:
         assigned: Any = sorted(self.consumer.assignment())

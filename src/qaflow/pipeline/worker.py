@@ -79,6 +79,7 @@ class Worker:
         self.consumer.start()
 
     def step(self, timeout_s: float = 1.0) -> int:
+        """One round; returns the records taken or finished (0 means nothing happened)."""
         records = self.consumer.poll(timeout_s, self.max_records)
         if not records:
             return 0
@@ -160,14 +161,13 @@ class ConcurrentWorker(Worker):
                 self.tracker.finished(rec.tp, rec.offset)
         for rec, msg in ok:
             self._running[self._pool.submit(self.handle_one, msg, origin_of(rec))] = rec
-        if self._running:
-            self._collect(0.05 if records else timeout_s)
+        finished = self._collect(0.05 if records else timeout_s) if self._running else 0
         committable = self.tracker.committable()
         if committable:
             self.commit(committable)
-        return len(records)
+        return len(records) + finished
 
-    def _collect(self, timeout_s: float | None) -> None:
+    def _collect(self, timeout_s: float | None) -> int:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(list(self._running), timeout=timeout_s, return_when=FIRST_COMPLETED)
@@ -181,6 +181,7 @@ class ConcurrentWorker(Worker):
         for rec in finished:
             self.tracker.finished(rec.tp, rec.offset)
         self.processed += len(finished)
+        return len(finished)
 
     def drain(self) -> None:
         """Finish the calls in flight, publish and commit them (graceful shutdown)."""

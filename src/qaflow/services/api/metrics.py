@@ -3,7 +3,7 @@
 The cache hit rate in ``/v1/stats`` is read back from these counters, so it covers every
 gunicorn worker of this api instance since it started (``/metrics`` has the same numbers);
 across replicas, ask Prometheus: ``sum(rate(qaflow_api_cache_lookups_total{result="hit"}[5m]))
-/ sum(rate(qaflow_api_cache_lookups_total[5m]))``.
+/ sum(rate(qaflow_api_cache_lookups_total{result=~"hit|miss"}[5m]))``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from prometheus_client import Counter
 from qaflow.cache.base import Cache, CacheStats
 from qaflow.core.messages import ResultMessage
 from qaflow.pipeline.submit import Source
-from qaflow.services.api.web import counter_totals
+from qaflow.services.api.prom import counter_totals
 
 SUBMISSIONS = Counter(
     "qaflow_api_submissions_total",
