@@ -25,7 +25,7 @@ from qaflow.core.messages import ResultMessage, ScoreRecord, Status
 from qaflow.core.settings import ApiSettings
 from qaflow.pipeline.submit import Submitter
 from qaflow.services.api.app import create_app
-from qaflow.services.api.web import runtime
+from qaflow.services.web.app import runtime
 from qaflow.store import open_store
 from qaflow.store.base import Store, WriteBatch
 

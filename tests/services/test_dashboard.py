@@ -16,9 +16,9 @@ from werkzeug.serving import make_server
 from qaflow.core.ids import question_id
 from qaflow.core.messages import DeadLetter, Origin, QuestionMessage, ResultMessage, ScoreRecord, Status
 from qaflow.core.settings import ApiSettings, DashboardSettings
-from qaflow.services.api.web import runtime
 from qaflow.services.dashboard.app import create_app
 from qaflow.services.dashboard.figures import latency_summary, minute_series, percentile, score_bins
+from qaflow.services.web.app import runtime
 from qaflow.store import open_store
 from qaflow.store.base import Store, WriteBatch
 

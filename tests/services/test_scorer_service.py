@@ -14,9 +14,9 @@ from qaflow.core.errors import ConfigError, ScoringError
 from qaflow.core.settings import ScorerServiceSettings, ScorerSettings
 from qaflow.scoring.lexical import LexicalScorer
 from qaflow.scoring.remote import RemoteScorer
-from qaflow.services.api.web import runtime
 from qaflow.services.scorer.app import create_app
 from qaflow.services.scorer.model import ScorerRuntime
+from qaflow.services.web.app import runtime
 
 PROBLEM = "application/problem+json"
 LEXICAL = {"name": "lexical", "metric": "token-f1", "version": "1"}

@@ -228,3 +228,20 @@ def test_prefixed_bus_namespaces_topics_but_not_stages() -> None:
     consumer.commit({rec.tp: rec.offset + 1})
     assert raw.broker.committed["t1.g"] == {("t1." + topics.QUESTIONS, rec.partition): rec.offset + 1}
     assert consumer.assignment() == {(topics.QUESTIONS, 0), (topics.QUESTIONS, 1)}
+
+
+def test_a_failed_enqueue_is_released_so_the_next_submission_enqueues(store: SqliteStore) -> None:
+    class BrokenProducer:
+        def send(self, topic: str, key: str | None, value: bytes) -> None:
+            raise ConnectionError("broker down")
+
+        def flush(self, timeout_s: float | None = None) -> None: ...
+
+    MemoryBus.reset("release")
+    bus = MemoryBus("memory://release")
+    bus.start()
+    q = question()
+    with pytest.raises(ConnectionError):
+        Submitter(store, MemoryCache(), BrokenProducer(), ttl_s=60).submit(q)  # type: ignore[arg-type]
+    assert Submitter(store, MemoryCache(), bus.producer(), ttl_s=60).submit(q).source is Source.QUEUED
+    assert sum(bus.end_offsets(topics.QUESTIONS)) == 1

@@ -55,7 +55,11 @@ class Submitter:
             return Submission(qid, source, result.status, result)
         if not self.store.record_question(question):
             return Submission(qid, Source.IN_FLIGHT, self.store.status(qid) or Status.QUEUED)
-        self.producer.send(topics.QUESTIONS, qid, question.encode())
-        self.producer.flush()
+        try:
+            self.producer.send(topics.QUESTIONS, qid, question.encode())
+            self.producer.flush()
+        except Exception:
+            self.store.release_question(qid)  # else it would wait STALE_QUEUED_S before a re-enqueue
+            raise
         logger.debug("enqueued question_id=%s", qid)
         return Submission(qid, Source.QUEUED, Status.QUEUED)

@@ -43,6 +43,9 @@ class Store(Protocol):
     def record_question(self, question: QuestionMessage) -> bool:
         """Remember a submitted question. True only for the first submission of its id."""
 
+    def release_question(self, question_id: str) -> None:
+        """Forget that a question was enqueued (its enqueue failed), so it is enqueued again."""
+
     def write(self, batch: WriteBatch) -> None:
         """Apply results, attempts and dead letters in one transaction."""
 

@@ -77,4 +77,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "index results by finish time (dashboard windows)",
+        ["CREATE INDEX IF NOT EXISTS results_finished_at ON results (finished_at)"],
+    ),
 ]

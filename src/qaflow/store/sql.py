@@ -106,6 +106,17 @@ class SqlStore:
             )
             return bool(cur.rowcount == 1)
 
+    def release_question(self, question_id: str) -> None:
+        """Undo ``record_question`` after a failed enqueue, so the next submission enqueues it."""
+        with self.transaction() as conn:
+            conn.cursor().execute(
+                self._q(
+                    "UPDATE questions SET enqueued_at = 0 WHERE question_id = ? "
+                    "AND NOT EXISTS (SELECT 1 FROM results r WHERE r.question_id = questions.question_id)"
+                ),
+                (question_id,),
+            )
+
     def write(self, batch: WriteBatch) -> None:
         if not len(batch):
             return

@@ -10,7 +10,7 @@ from flask import Flask
 from qaflow.core.settings import ApiSettings, load
 from qaflow.services.api.backends import ApiBackends
 from qaflow.services.api.routes import bp
-from qaflow.services.api.web import base_app
+from qaflow.services.web.app import base_app
 
 
 def create_app(settings: ApiSettings | None = None) -> Flask:

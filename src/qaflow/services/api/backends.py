@@ -70,7 +70,7 @@ class ApiBackends:
                     _scheme(s.bus_url))
         return Submitter(store, cache, producer, s.cache_ttl_s)
 
-    # --- Runtime (see qaflow.services.api.web) ---
+    # --- Runtime (see qaflow.services.web.app) ---
 
     def warm_up(self) -> None:
         _ = self.submitter

@@ -7,7 +7,7 @@ not on the CPU, so a few workers with many threads each.
 """
 
 from qaflow.core.settings import ApiSettings, load
-from qaflow.services.api.gunicorn_hooks import base_config
+from qaflow.services.web.gunicorn_hooks import base_config
 
 globals().update(base_config(load(ApiSettings), "api"))  # bind, logging, probes, prometheus hooks
 

@@ -15,7 +15,7 @@ from prometheus_client import Counter
 from qaflow.cache.base import Cache, CacheStats
 from qaflow.core.messages import ResultMessage
 from qaflow.pipeline.submit import Source
-from qaflow.services.api.prom import counter_totals
+from qaflow.services.web.prom import counter_totals
 
 SUBMISSIONS = Counter(
     "qaflow_api_submissions_total",

@@ -13,7 +13,7 @@ from qaflow.services.api.backends import ApiBackends
 from qaflow.services.api.metrics import SUBMISSIONS, cache_summary
 from qaflow.services.api.openapi import document
 from qaflow.services.api.validation import InvalidQuestion, parse_question, parse_question_id
-from qaflow.services.api.web import Problem, read_json, runtime
+from qaflow.services.web.app import Problem, read_json, runtime
 
 bp = Blueprint("api", __name__)
 

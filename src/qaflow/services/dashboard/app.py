@@ -11,8 +11,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 
 from qaflow.core.settings import DashboardSettings, load
-from qaflow.services.api.web import base_app, runtime
 from qaflow.services.dashboard.runtime import DashboardRuntime
+from qaflow.services.web.app import base_app, runtime
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 

@@ -7,7 +7,7 @@ summary: one worker with a few threads is plenty.
 """
 
 from qaflow.core.settings import DashboardSettings, load
-from qaflow.services.api.gunicorn_hooks import base_config
+from qaflow.services.web.gunicorn_hooks import base_config
 
 globals().update(base_config(load(DashboardSettings), "dashboard"))  # bind, logging, probes, prometheus hooks
 

@@ -105,7 +105,7 @@ class DashboardRuntime:
             logger.warning("cache hit rate from %s/v1/stats unavailable: %s", base, exc)
             return {"hit_rate": None, "source": f"{base}/v1/stats", "error": type(exc).__name__}
 
-    # --- Runtime (see qaflow.services.api.web) ---
+    # --- Runtime (see qaflow.services.web.app) ---
 
     def warm_up(self) -> None:
         _ = self.store

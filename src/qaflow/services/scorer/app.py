@@ -12,10 +12,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from qaflow.core.errors import ConfigError, ScoringError
 from qaflow.core.settings import ScorerServiceSettings, load
-from qaflow.services.api.web import Problem, base_app, read_json, runtime
 from qaflow.services.scorer.metrics import BATCH, TRUNCATED
 from qaflow.services.scorer.model import ModelNotReady, ScorerRuntime
 from qaflow.services.scorer.pairs import InvalidPairs, body_limit, parse_pairs
+from qaflow.services.web.app import Problem, base_app, read_json, runtime
 
 bp = Blueprint("scorer", __name__)
 

@@ -9,7 +9,7 @@ keep the probes answering while a batch is scored; the model loads right after t
 """
 
 from qaflow.core.settings import ScorerServiceSettings, load
-from qaflow.services.api.gunicorn_hooks import base_config
+from qaflow.services.web.gunicorn_hooks import base_config
 
 _settings = load(ScorerServiceSettings)
 globals().update(base_config(_settings, "scorer"))  # bind, logging, probes, prometheus hooks

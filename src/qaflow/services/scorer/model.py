@@ -75,7 +75,7 @@ class ScorerRuntime:
         PAIRS.inc(len(scores))
         return scores, scorer.identity
 
-    # --- Runtime (see qaflow.services.api.web) ---
+    # --- Runtime (see qaflow.services.web.app) ---
 
     def warm_up(self) -> None:
         self.scorer()

@@ -3,10 +3,10 @@
 - every error is an RFC 9457 problem document (``application/problem+json``), never an
   HTML page: ``{"type", "title", "status", "detail"}`` plus ``field``/``errors`` for 422s;
 - ``/healthz`` (the process serves requests) and ``/readyz`` (its dependencies answer);
-- ``/metrics`` and request metrics (see :mod:`qaflow.services.api.prom`).
+- ``/metrics`` and request metrics (see :mod:`qaflow.services.web.prom`).
 
 Each app keeps a :class:`Runtime` in ``app.extensions["qaflow"]``; the gunicorn hooks in
-:mod:`qaflow.services.api.gunicorn_hooks` warm it up after the fork and close it on exit.
+:mod:`qaflow.services.web.gunicorn_hooks` warm it up after the fork and close it on exit.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from qaflow.core.errors import BusError
-from qaflow.services.api.prom import install_request_metrics, metrics_registry
+from qaflow.services.web.prom import install_request_metrics, metrics_registry
 
 logger = logging.getLogger(__name__)
 

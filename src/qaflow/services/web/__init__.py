@@ -1,0 +1,1 @@
+"""Shared by the web services (api, scorer, dashboard): errors, probes, JSON bodies, metrics, gunicorn hooks."""
