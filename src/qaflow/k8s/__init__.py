@@ -1,0 +1,1 @@
+"""Reading a running qaflow release with the Kubernetes API (``qaflow cluster status``)."""
