@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -163,6 +164,8 @@ def main() -> int:
     p.add_argument("--redis-url", help="Redis for the shared rpm limit (default: start one)")
     p.add_argument("--latency-ms", type=float, default=200.0, help="Fake LLM latency L (default 200)")
     p.add_argument("--server-concurrency", type=int, default=16, help="Fake LLM concurrency cap C (default 16)")
+    p.add_argument("--worker-concurrency", type=int, default=None,
+                   help="QAFLOW_LLM_CONCURRENCY of the concurrent runs (default: C)")
     p.add_argument("--duration-s", type=float, default=20.0, help="Target length of the concurrent run (default 20)")
     p.add_argument("--sequential-questions", type=int, default=50, help="Questions for the sequential run")
     p.add_argument("--rpm", type=int, default=1200, help="Quota R in requests per minute (default 1200)")
@@ -174,6 +177,8 @@ def main() -> int:
     args = p.parse_args()
 
     lat_s, cap = args.latency_ms / 1000.0, args.server_concurrency
+    workers = args.worker_concurrency or cap
+    load_before = os.getloadavg()
     ideal = cap / lat_s
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="qaflow-bench-") as tmp:
         root = Path(tmp)
@@ -188,14 +193,14 @@ def main() -> int:
             stack.callback(redis.stop)
             args.redis_url = redis.url
         backends = Backends(f"kafka://{args.bootstrap}", "", args.redis_url)
-        logs = args.output.parent / "logs"
+        logs = root / "logs"  # gone with the run; a service that fails to start shows its log's tail
         base = {"latency_ms": args.latency_ms, "concurrency": cap}
         results: dict[str, Any] = {}
 
         n = int(ideal * args.duration_s)
-        print(f"concurrent: {n} questions, L={args.latency_ms:g} ms, C={cap}, worker concurrency {cap} ...")
+        print(f"concurrent: {n} questions, L={args.latency_ms:g} ms, C={cap}, worker concurrency {workers} ...")
         results["concurrent"] = run_scenario("concurrent", args, backends, logs, knobs=base, questions=n,
-                                             env={"QAFLOW_LLM_CONCURRENCY": str(cap)}, max_s=args.duration_s * 4)
+                                             env={"QAFLOW_LLM_CONCURRENCY": str(workers)}, max_s=args.duration_s * 4)
         print(f"sequential: {args.sequential_questions} questions, worker concurrency 1 ...")
         results["sequential"] = run_scenario("sequential", args, backends, logs, knobs=base,
                                              questions=args.sequential_questions,
@@ -211,7 +216,7 @@ def main() -> int:
             print(f"{name}: quota {args.rpm}/min ({window_quota} per {args.rpm_window_s:g} s), "
                   f"{rpm_questions} questions ...")
             r = run_scenario(name, args, backends, logs, knobs=rpm_knobs, questions=rpm_questions,
-                             env={"QAFLOW_LLM_CONCURRENCY": str(cap), "QAFLOW_AIMD_RECOVER_AFTER_S": "2", **env},
+                             env={"QAFLOW_LLM_CONCURRENCY": str(workers), "QAFLOW_AIMD_RECOVER_AFTER_S": "2", **env},
                              max_s=args.rpm_duration_s * 3)
             rejected, replies = count_429_after(r["_samples"], args.rpm_window_s)
             r["rejected_429_after_warmup"] = rejected
@@ -233,6 +238,7 @@ def main() -> int:
         "rpm_limited_share_429": results["rpm-limited"]["share_429_after_warmup"],
     }
     out = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(), "python": platform.python_version(),
+           "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
            "params": {k: v for k, v in vars(args).items() if k not in ("output",)}, "summary": summary,
            "scenarios": results}
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -241,10 +247,11 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="llm-worker benchmark (fake LLM; one worker process)")
+    t = Table(title=f"llm-worker benchmark: one worker process, fake LLM L={args.latency_ms:g} ms "
+              f"(load average {load_before[0]:.1f} on {os.cpu_count()} CPUs)")
     for col in ("scenario", "answers/s", "vs ideal", "429s", "429 share (after warm-up)", "max in flight"):
         t.add_column(col)
-    t.add_row(f"concurrent (C={cap})", f"{conc['answers_per_s']:.1f}",
+    t.add_row(f"concurrent (C={cap}, {workers} in flight)", f"{conc['answers_per_s']:.1f}",
               f"{summary['concurrent_share_of_ideal']:.0%} of {ideal:.0f}/s", str(conc["by_status"].get("429", 0)),
               "-", str(conc["max_concurrent_at_server"]))
     t.add_row("sequential (1)", f"{seq['answers_per_s']:.2f}",
@@ -256,7 +263,7 @@ def main() -> int:
                   f"{r['calls_per_min'] / args.rpm:.0%} of R", str(r["by_status"].get("429", 0)),
                   f"{r['share_429_after_warmup']:.1%}" if r["share_429_after_warmup"] is not None else "-",
                   str(r["max_concurrent_at_server"]))
-    Console().print(t)
+    Console(width=max(120, Console().width)).print(t)
     print(f"concurrent / sequential: {summary['speedup_over_sequential']}x; results in {args.output}")
     return 0
 

@@ -139,7 +139,7 @@ def test_flink_configuration_keys() -> None:
     conf = flink_configuration(job_args.parse([*BOOT, "--batch-size", "48", "--batch-wait-ms", "250"], environ={}))
     assert conf["python.fn-execution.arrow.batch.size"] == "48"
     assert conf["python.fn-execution.bundle.time"] == "250"
-    assert int(conf["python.fn-execution.bundle.size"]) >= 48  # else Flink shrinks the Arrow batch
+    assert conf["python.fn-execution.bundle.size"] == str(4 * 48)  # >= the batch, else Flink shrinks it
     assert conf["execution.checkpointing.externalized-checkpoint-retention"] == "RETAIN_ON_CANCELLATION"
     assert "execution.checkpointing.interval" not in conf  # left to the cluster
     assert "parallelism.default" not in conf and "execution.state-recovery.path" not in conf
@@ -154,7 +154,7 @@ def test_flink_configuration_keys() -> None:
     assert conf["execution.checkpointing.externalized-checkpoint-retention"] == "DELETE_ON_CANCELLATION"
     assert conf["parallelism.default"] == "2"
     assert conf["execution.state-recovery.path"] == "file:///ck/j/chk-3"
-    assert conf["python.fn-execution.bundle.size"] == "100000"
+    assert conf["python.fn-execution.bundle.size"] == "400000"
     assert conf["python.fn-execution.bundle.time"] == "10"  # -D wins
 
 
@@ -317,7 +317,7 @@ def test_topic_map_and_buckets() -> None:
     topics = TopicMap.build("x.", {"qa.results": "final"})
     assert topics["qa.scores"] == "x.qa.scores" and topics["qa.results"] == "final"
     assert topics.place(Output("qa.scores", "k", b"v")).topic == "x.qa.scores"
-    assert [score_bucket(s) for s in (-0.2, 0.0, 0.05, 0.81, 0.999, 1.0)] == ["0.0", "0.0", "0.0", "0.8", "0.9", "0.9"]
+    assert [score_bucket(s) for s in (-0.2, 0.0, 0.05, 0.81, 0.999, 1.0)] == ["0", "0", "0", "80", "90", "90"]
 
 
 # -- local runner -----------------------------------------------------------------------------

@@ -82,7 +82,8 @@ def test_percentile_nearest_rank() -> None:
 class StandInApi:
     """POST answers 202 the first time and 200 from the "cache" after; GET says validated."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse_first: int = 0) -> None:
+        self.refuse_left = refuse_first  # answer the first N POSTs 503 (Retry-After: 0)
         self.seen: dict[str, int] = {}
         self.run_ids: set[str] = set()
         self.lock = threading.Lock()
@@ -94,6 +95,10 @@ class StandInApi:
 
         req = Request(environ)
         if req.method == "POST":
+            with self.lock:
+                refuse, self.refuse_left = self.refuse_left > 0, max(0, self.refuse_left - 1)
+            if refuse:
+                return Response('{"detail": "busy"}', 503, {"Retry-After": "0"})(environ, start)
             body = req.get_json()
             qid = question_id(body["title"], body.get("content", ""))
             with self.lock:
@@ -118,8 +123,8 @@ class StandInApi:
 
 
 @pytest.fixture
-def api() -> Iterator[StandInApi]:
-    with StandInApi() as a:
+def api(request: pytest.FixtureRequest) -> Iterator[StandInApi]:
+    with StandInApi(getattr(request, "param", 0)) as a:
         yield a
 
 
@@ -140,6 +145,7 @@ def test_traffic_gen_run_reports_codes_sources_latency_and_terminal_counts(
     assert out["unique_questions"] == unique == 60 - out["repeats"]
     # (a repeat sent right after its original may overtake it: then the repeat gets the 202)
     assert out["accepted_202"] == unique and out["ok_200"] == out["repeats"] > 5
+    assert out["accepted_questions"] == unique and out["refused_questions"] == 0
     assert sum(out["repeat_sources"].values()) == out["repeats"]
     assert out["sources"] == {"queued": unique, "cache": out["repeats"]}
     assert out["errors"] == {}
@@ -149,13 +155,31 @@ def test_traffic_gen_run_reports_codes_sources_latency_and_terminal_counts(
     assert set(ids_file.read_text().split()) == expected
 
 
+@pytest.mark.parametrize("api", [3], indirect=True)
+def test_traffic_gen_retries_refusals_like_a_careful_client(
+    api: StandInApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--api-url", api.url, "--dataset", str(SAMPLE), "--rate", "200", "--total", "3", "--workers", "1",
+                 "--http-port", str(free_port()), "--log-format", "text", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["errors"] == {"503": 3}  # every refusal is reported ...
+    assert out["final_codes"] == {"202": 3} and out["attempts"] == 6  # ... and retried until accepted
+    assert out["accepted_questions"] == 3 and out["refused_questions"] == 0
+
+
 def test_traffic_gen_counts_connection_errors_and_bad_settings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    ids_file = tmp_path / "ids.txt"
     code = main(["--api-url", f"http://127.0.0.1:{free_port()}", "--dataset", str(SAMPLE), "--rate", "500",
-                 "--total", "5", "--http-port", str(free_port()), "--log-format", "text", "--json"])
+                 "--total", "5", "--retries", "1", "--http-port", str(free_port()), "--log-format", "text", "--json",
+                 "--wait-s", "30", "--ids-file", str(ids_file)])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["errors"] == {"error:ConnectionError": 5}
+    assert out["errors"] == {"error:ConnectionError": 10}
+    assert out["refused_questions"] == 5 and out["accepted_questions"] == 0
+    assert out["waited_s"] < 5  # nothing accepted: nothing to wait for
+    assert ids_file.read_text() == ""
     assert main(["--rate", "-1"]) == 2
     assert "QAFLOW_TRAFFIC_RATE" in capsys.readouterr().err

@@ -7,22 +7,27 @@ interval unless given) come from the cluster's configuration, i.e. the FlinkDepl
 
 Batching lives here too: the vectorised scoring UDF receives Arrow batches of
 ``python.fn-execution.arrow.batch.size`` rows, and a partial batch is flushed when the
-Python bundle ends, that is after ``python.fn-execution.bundle.time`` ms or before a
-checkpoint barrier, so no answer waits forever.
+Python bundle ends: after ``python.fn-execution.bundle.size`` elements, after
+``python.fn-execution.bundle.time`` ms, or before a checkpoint barrier, so no answer
+waits forever.
 """
 
 from __future__ import annotations
 
 from qaflow.flinkjob.args import JobConfig
 
-DEFAULT_BUNDLE_SIZE = 100_000  # Flink's default; the Arrow batch may not exceed it
+# Elements a Python operator takes in before it must wait for all of them to be processed
+# (a bundle). Flink's default (100 000) would let a backlog into one bundle, and nothing
+# comes out until the whole backlog is scored; a few batches keep the scorer busy while
+# results stream out, and bound how long a checkpoint barrier waits.
+BUNDLE_BATCHES = 4
 
 
 def flink_configuration(cfg: JobConfig) -> dict[str, str]:
     conf: dict[str, str] = {
         "pipeline.name": cfg.job_name,
         "python.fn-execution.arrow.batch.size": str(cfg.batch_size),
-        "python.fn-execution.bundle.size": str(max(DEFAULT_BUNDLE_SIZE, cfg.batch_size)),
+        "python.fn-execution.bundle.size": str(BUNDLE_BATCHES * cfg.batch_size),
         "python.fn-execution.bundle.time": str(cfg.batch_wait_ms),
         # Uids for the Table operators too (sink writer state, e.g. exactly-once transactions).
         "table.exec.uid.generation": "ALWAYS",

@@ -5,7 +5,7 @@ Metrics (all in the user group ``qaflow``; see docs/flink-job.md for the Prometh
 - decode: ``answers_received``, ``dead_lettered``;
 - score: ``score_batches``, ``scored_pairs``, ``score_batch_ms_total``, gauge ``last_score_batch_size``;
 - route: ``validated``, ``regenerated``, ``exhausted``, ``duplicates``, ``failed``,
-  ``score_milli_total`` and ``scores`` with a ``bucket`` label (lower bound of the tenth).
+  ``score_milli_total`` and ``bucket.scores`` with a ``bucket`` label (the score's tenth, "0".."90").
 """
 
 from __future__ import annotations
@@ -166,8 +166,9 @@ class RouteAnswers(KeyedProcessFunction):
         self.done_state = runtime_context.get_state(done_desc)
         group = runtime_context.get_metrics_group().add_group(METRIC_GROUP)
         self.counters = {o: group.counter(name) for o, name in _OUTCOME_METRICS.items()}
+        # mean score = score_milli_total / 1000 / (validated + regenerated + exhausted)
         self.score_sum = group.counter("score_milli_total")
-        self.buckets = {f"0.{i}": group.add_group("bucket", f"0.{i}").counter("scores") for i in range(10)}
+        self.buckets = {str(b): group.add_group("bucket", str(b)).counter("scores") for b in range(0, 100, 10)}
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
         qid, payload, error, scored = value[0], value[1], value[2], value[3]
@@ -187,7 +188,7 @@ class RouteAnswers(KeyedProcessFunction):
         self.counters[step.outcome].inc()
         if step.outcome not in (Outcome.DUPLICATE, Outcome.FAILED) and step.score is not None:
             self.buckets[score_bucket(step.score)].inc()
-            self.score_sum.inc(round(step.score * 1000))
+            self.score_sum.inc(max(0, round(step.score * 1000)))
         if step.outcome is Outcome.DUPLICATE:
             logger.info("duplicate answer dropped question_id=%s", qid)
         for out in step.outputs:

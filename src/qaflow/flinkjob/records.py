@@ -261,7 +261,10 @@ def _route_failed(state: QuestionState | None, payload: str, error: str, origin_
 
 
 def score_bucket(score: float) -> str:
-    """Lower bound of the score's tenth, ``"0.0"`` .. ``"0.9"`` (1.0 falls in ``"0.9"``)."""
+    """Lower bound of the score's tenth in percent, ``"0"`` .. ``"90"`` (1.0 falls in ``"90"``).
+
+    Digits only: Prometheus label values keep them as they are (a dot would become ``_``).
+    """
     tenth = min(9, max(0, math.floor(score * 10)))
-    return f"0.{tenth}"
+    return str(tenth * 10)
 

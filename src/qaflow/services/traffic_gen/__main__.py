@@ -67,11 +67,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=16, help="Threads sending requests (default 16), so slow "
                    "replies do not hold back the arrivals.")
     p.add_argument("--timeout-s", type=float, default=30.0, help="HTTP timeout of one request (default 30).")
-    p.add_argument("--ids-file", type=Path, default=None, help="Write the unique question ids sent, one per line.")
+    p.add_argument("--retries", type=int, default=3, help="Retries of a request answered 429, 502-504 or not "
+                   "answered at all, after Retry-After (default 3; 0 to count every refusal as final).")
+    p.add_argument("--ids-file", type=Path, default=None,
+                   help="Write the ids of the questions the api accepted (200 or 202), one per line.")
     return p
 
 
-def run(s: TrafficGenSettings, *, workers: int, timeout_s: float, stop: threading.Event) -> Report:
+def run(s: TrafficGenSettings, *, workers: int, timeout_s: float, retries: int, stop: threading.Event) -> Report:
     run_id = s.run_id or f"traffic-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     rng = random.Random(s.traffic_seed)
     dataset = open_dataset(s.traffic_dataset)
@@ -92,7 +95,7 @@ def run(s: TrafficGenSettings, *, workers: int, timeout_s: float, stop: threadin
             if stop.is_set():
                 break
             late = -delay > LATE_S
-            futures.append(pool.submit(send, client, report, item.item, run_id, item.repeat, late))
+            futures.append(pool.submit(send, client, report, item.item, run_id, item.repeat, late, retries, stop))
         for f in futures:
             f.result()
         report.elapsed_s = time.monotonic() - started
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
     try:
-        report = run(s, workers=max(1, args.workers), timeout_s=args.timeout_s, stop=stop)
+        report = run(s, workers=max(1, args.workers), timeout_s=args.timeout_s, retries=max(0, args.retries),
+                     stop=stop)
     except DatasetError as exc:
         print(f"{NAME}: {exc}", file=sys.stderr)
         return 2
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         probes.stop()
     summary = report.to_dict()
     if args.ids_file is not None:
-        args.ids_file.write_text("".join(f"{qid}\n" for qid in sorted(report.status)))
+        args.ids_file.write_text("".join(f"{qid}\n" for qid in report.accepted()))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

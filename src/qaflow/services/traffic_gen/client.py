@@ -12,7 +12,7 @@ import requests
 from prometheus_client import Counter, Histogram
 
 from qaflow.core.question import Question
-from qaflow.services.traffic_gen.report import REJECTED, TERMINAL, Report
+from qaflow.services.traffic_gen.report import TERMINAL, Report
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ class ApiClient:
                 self._sessions.append(session)
         return session
 
-    def submit(self, q: Question, run_id: str) -> tuple[str, float | None, dict[str, Any]]:
-        """(status code or ``error:<kind>``, latency in ms, the JSON reply or {})."""
+    def submit(self, q: Question, run_id: str) -> tuple[str, float | None, dict[str, Any], float | None]:
+        """(status code or ``error:<kind>``, latency in ms, the JSON reply or {}, Retry-After in s)."""
         body: dict[str, Any] = {"title": q.title, "content": q.content, "reference_answer": q.reference_answer,
                                 "run_id": run_id}
         if q.category is not None:
@@ -52,7 +52,7 @@ class ApiClient:
             response = self._session().post(f"{self.api_url}/v1/questions", json=body, timeout=self.timeout_s)
         except requests.RequestException as exc:
             REQUESTS.labels(f"error:{type(exc).__name__}").inc()
-            return f"error:{type(exc).__name__}", None, {}
+            return f"error:{type(exc).__name__}", None, {}, None
         latency = time.perf_counter() - started
         LATENCY.observe(latency)
         REQUESTS.labels(str(response.status_code)).inc()
@@ -60,7 +60,11 @@ class ApiClient:
             data = response.json()
         except ValueError:
             data = {}
-        return str(response.status_code), latency * 1000.0, data if isinstance(data, dict) else {}
+        try:
+            retry_after: float | None = float(response.headers.get("Retry-After", ""))
+        except ValueError:
+            retry_after = None
+        return str(response.status_code), latency * 1000.0, data if isinstance(data, dict) else {}, retry_after
 
     def status(self, qid: str) -> str | None:
         try:
@@ -83,16 +87,30 @@ class ApiClient:
             s.close()
 
 
-def send(client: ApiClient, report: Report, q: Question, run_id: str, repeat: bool, late: bool) -> None:
-    code, latency_ms, data = client.submit(q, run_id)
+RETRY_CODES = frozenset({"429", "502", "503", "504"})
+RETRY_AFTER_CAP_S = 5.0
+
+
+def send(client: ApiClient, report: Report, q: Question, run_id: str, repeat: bool, late: bool,
+         retries: int = 3, stop: threading.Event | None = None) -> None:
+    """Submit one question; retry 429, 502-504 and lost connections up to ``retries`` times
+    (after Retry-After, capped, else 0.5 s doubling), as a careful client would."""
+    for attempt in range(retries + 1):
+        code, latency_ms, data, retry_after = client.submit(q, run_id)
+        report.attempt(code, latency_ms)
+        if attempt == retries or not (code in RETRY_CODES or code.startswith("error:")):
+            break
+        delay = min(RETRY_AFTER_CAP_S, retry_after if retry_after is not None else 0.5 * 2**attempt)
+        if stop is not None and stop.wait(delay):
+            break
+        if stop is None:
+            time.sleep(delay)
     qid = data.get("id") if isinstance(data.get("id"), str) else q.id
     if qid != q.id:
         logger.warning("the api named question %s %s; ids differ between client and api", q.id, qid)
     status = data.get("status") if isinstance(data.get("status"), str) else None
-    if code.startswith("4") and code != "429":
-        status = REJECTED  # refused for good: nothing to wait for
     source = data.get("source") if isinstance(data.get("source"), str) else None
-    report.record(code, latency_ms, qid, status, source, repeat, late)
+    report.record(code, qid, status, source, repeat, late)
 
 
 def poll_until_terminal(

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL = ("validated", "exhausted", "failed")
-REJECTED = "rejected"  # a 4xx other than 429: the api will never know the question
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -22,42 +21,53 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 @dataclass
 class Report:
+    """Thread-safe tallies. A question is *accepted* once the api answered it 200 or 202; one
+    whose every request was refused (4xx, 5xx, no connection) is *refused* and not waited for."""
+
     run_id: str
     api_url: str
     distribution: str
     rate: float
-    requests: int = 0
+    requests: int = 0  # questions sent (a repeat counts again; retries of one request do not)
+    attempts: int = 0  # HTTP requests, retries included
     repeats: int = 0
-    by_code: Counter[str] = field(default_factory=Counter)  # "200", "202", "503", "error:ConnectTimeout"
+    by_code: Counter[str] = field(default_factory=Counter)  # every reply: "200", "503", "error:ConnectTimeout"
+    final_codes: Counter[str] = field(default_factory=Counter)  # the last reply of each request
     sources: Counter[str] = field(default_factory=Counter)  # cache, store, queued, in-flight
     repeat_sources: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     late: int = 0  # started more than 100 ms after their due time (the client fell behind)
     elapsed_s: float = 0.0
-    # question id -> latest status seen (from the POST, then from polling)
-    status: dict[str, str] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)  # accepted question -> latest status seen
+    refused: set[str] = field(default_factory=set)
     wait_s: float = 0.0
     waited_s: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, code: str, latency_ms: float | None, qid: str, status: str | None,
-               source: str | None, repeat: bool, late: bool) -> None:
+    def attempt(self, code: str, latency_ms: float | None) -> None:
+        with self._lock:
+            self.attempts += 1
+            self.by_code[code] += 1
+            if latency_ms is not None:
+                self.latencies_ms.append(latency_ms)
+
+    def record(self, code: str, qid: str, status: str | None, source: str | None, repeat: bool, late: bool) -> None:
+        """The outcome of one request (its last attempt)."""
         with self._lock:
             self.requests += 1
             self.repeats += repeat
             self.late += late
-            self.by_code[code] += 1
-            if latency_ms is not None:
-                self.latencies_ms.append(latency_ms)
+            self.final_codes[code] += 1
             if source:
                 self.sources[source] += 1
                 if repeat:
                     self.repeat_sources[source] += 1
-            if status is not None:
+            if code in ("200", "202"):
+                self.refused.discard(qid)
                 if self.status.get(qid) not in TERMINAL:
-                    self.status[qid] = status
-            else:  # refused or lost: polling asks the api whether it recorded the question after all
-                self.status.setdefault(qid, "unknown")
+                    self.status[qid] = status or "unknown"
+            elif qid not in self.status:
+                self.refused.add(qid)
 
     def update_status(self, qid: str, status: str) -> None:
         with self._lock:
@@ -65,7 +75,11 @@ class Report:
 
     def pending(self) -> list[str]:
         with self._lock:
-            return [q for q, s in self.status.items() if s not in TERMINAL and s != REJECTED]
+            return [q for q, s in self.status.items() if s not in TERMINAL]
+
+    def accepted(self) -> list[str]:
+        with self._lock:
+            return sorted(self.status)
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -77,13 +91,17 @@ class Report:
                 "distribution": self.distribution,
                 "rate": self.rate,
                 "requests": self.requests,
+                "attempts": self.attempts,
                 "repeats": self.repeats,
-                "unique_questions": len(self.status),
+                "unique_questions": len(self.status) + len(self.refused),
+                "accepted_questions": len(self.status),
+                "refused_questions": len(self.refused),
                 "elapsed_s": round(self.elapsed_s, 3),
                 "achieved_rate": round(self.requests / self.elapsed_s, 3) if self.elapsed_s > 0 else None,
                 "by_code": dict(sorted(self.by_code.items())),
-                "ok_200": self.by_code.get("200", 0),
-                "accepted_202": self.by_code.get("202", 0),
+                "final_codes": dict(sorted(self.final_codes.items())),
+                "ok_200": self.final_codes.get("200", 0),
+                "accepted_202": self.final_codes.get("202", 0),
                 "errors": {k: v for k, v in sorted(self.by_code.items()) if k not in ("200", "202")},
                 "sources": dict(sorted(self.sources.items())),
                 "repeat_sources": dict(sorted(self.repeat_sources.items())),
@@ -95,8 +113,7 @@ class Report:
                     "max": lat[-1] if lat else None,
                 },
                 "terminal": {k: final.get(k, 0) for k in TERMINAL},
-                "rejected": final.get(REJECTED, 0),
-                "not_terminal": sum(v for k, v in final.items() if k not in TERMINAL and k != REJECTED),
+                "not_terminal": sum(v for k, v in final.items() if k not in TERMINAL),
                 "wait_s": self.wait_s,
                 "waited_s": None if self.waited_s is None else round(self.waited_s, 3),
             }
@@ -116,10 +133,12 @@ def render(summary: dict[str, Any]) -> Any:
     t.add_row("arrivals", f"{summary['distribution']} at {summary['rate']:g}/s "
               f"(achieved {summary['achieved_rate'] or 0:g}/s over {summary['elapsed_s']:.1f} s)")
     t.add_row("requests", f"{summary['requests']} ({summary['repeats']} repeats, "
-              f"{summary['unique_questions']} unique questions)")
+              f"{summary['unique_questions']} unique questions; {summary['attempts']} HTTP requests with retries)")
+    if summary["refused_questions"]:
+        t.add_row("refused questions", f"{summary['refused_questions']} (every request for them failed)")
     t.add_row("200 (known)", str(summary["ok_200"]))
     t.add_row("202 (queued)", str(summary["accepted_202"]))
-    t.add_row("errors", ", ".join(f"{k}: {v}" for k, v in summary["errors"].items()) or "none")
+    t.add_row("errors (every attempt)", ", ".join(f"{k}: {v}" for k, v in summary["errors"].items()) or "none")
     t.add_row("answered from", ", ".join(f"{k}: {v}" for k, v in summary["sources"].items()) or "-")
     t.add_row("repeats answered from", ", ".join(f"{k}: {v}" for k, v in summary["repeat_sources"].items()) or "-")
     lat = summary["latency_ms"]
