@@ -337,3 +337,39 @@ def test_kafka_zero_timeout_polls_still_join_the_group(kafka_bootstrap: str, uni
     finally:
         consumer.close()
         bus.close()
+
+
+@pytest.mark.integration
+def test_kafka_producer_shared_by_threads_judges_each_callers_records(kafka_bootstrap: str, unique_name: str) -> None:
+    """The api's request threads share one producer; one thread's flush must not fail on another's sends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qaflow.bus.kafka import KafkaBus
+    from qaflow.core.topics import TopicSpec
+
+    bus = KafkaBus(f"kafka://{kafka_bootstrap}", None)
+    bus.start()
+    topic = f"{unique_name}.shared"
+    bus.ensure_topics([TopicSpec(topic, partitions=3)])
+    producer = bus.producer()
+    producer.start()
+
+    def submit(i: int) -> None:
+        for j in range(25):
+            producer.send(topic, f"k{i}-{j}", b"x")
+            producer.flush(10)
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(submit, range(16)))  # re-raises any DeliveryError
+        consumer = bus.consumer(f"{unique_name}-g", [topic])
+        consumer.start()
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < 16 * 25 and time.monotonic() < deadline:
+            seen.update(r.key or "" for r in consumer.poll(0.5, 500))
+        consumer.close()
+        assert len(seen) == 16 * 25
+    finally:
+        producer.close()
+        bus.close()

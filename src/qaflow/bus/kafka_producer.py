@@ -35,22 +35,36 @@ PRUNE_AT = 10_000  # drop acknowledged futures when this many pile up between fl
 
 
 class KafkaBusProducer:
+    """Thread-safe: several threads (the api's request threads) may share one producer.
+
+    Each thread's ``flush`` judges only the records that thread sent, so one caller's failed
+    record is never blamed on, or hidden from, another.
+    """
+
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = {**DEFAULTS, **config}
         self._producer: KafkaProducer | None = None
-        self._pending: list[Any] = []
+        self._local = threading.local()
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        if self._producer is None:
-            self._producer = KafkaProducer(**self.config)
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(**self.config)
 
     @property
     def client(self) -> KafkaProducer:
-        if self._producer is None:
+        producer = self._producer
+        if producer is None:
             msg = "KafkaBusProducer.start() was not called"
             raise RuntimeError(msg)
-        return self._producer
+        return producer
+
+    def _mine(self) -> list[Any]:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = []
+        return pending
 
     def send(self, topic: str, key: str | None, value: bytes) -> None:
         try:
@@ -58,35 +72,38 @@ class KafkaBusProducer:
         except kerrors.KafkaError as exc:
             msg = f"send to {topic} (key {key}) failed: {exc}"
             raise DeliveryError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
-        with self._lock:
-            self._pending.append((topic, key, future))
-            if len(self._pending) >= PRUNE_AT:
-                self._pending = [p for p in self._pending if not p[2].succeeded()]
+        pending = self._mine()
+        pending.append((topic, key, future))
+        if len(pending) >= PRUNE_AT:
+            pending[:] = [p for p in pending if not p[2].succeeded()]
 
     def flush(self, timeout_s: float | None = None) -> None:
+        pending, self._local.pending = self._mine(), []
+        producer = self.client
         try:
-            self.client.flush(timeout=timeout_s)
+            producer.flush(timeout=timeout_s)
         except kerrors.KafkaTimeoutError as exc:
             msg = f"flush: records not acknowledged within {timeout_s}s"
             raise DeliveryError(msg, retriable=True) from exc
-        with self._lock:
-            pending, self._pending = self._pending, []
         failed = [(t, k, f) for t, k, f in pending if not f.succeeded()]
         if failed:
             topic, key, future = failed[0]
             error = future.exception if future.is_done else "not completed"
             logger.error("%d record(s) not delivered; first: topic=%s key=%s: %s", len(failed), topic, key, error)
-            self._replace()
+            self._replace(producer)
             msg = f"{len(failed)} of {len(pending)} record(s) not delivered; first: topic={topic} key={key}: {error}"
             raise DeliveryError(msg, retriable=all(f.retriable() for _, _, f in failed))
 
-    def _replace(self) -> None:
-        old, self._producer = self._producer, None
-        if old is not None:
-            old.close(timeout=5)
-        self.start()
+    def _replace(self, broken: KafkaProducer) -> None:
+        """Swap in a fresh client (once, however many threads saw the failure), then close the old one."""
+        with self._lock:
+            if self._producer is not broken:
+                return
+            self._producer = KafkaProducer(**self.config)
+        broken.close(timeout=5)
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close()

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qaflow.core import topics
 from qaflow.core.errors import ConfigError
-from qaflow.core.settings import PREFIX, BackendSettings, PipelineSettings, ScorerSettings, load, register
+from qaflow.core.settings import BackendSettings, PipelineSettings, ScorerSettings, load, register
 from qaflow.flinkjob.records import TopicMap
 from qaflow.pipeline.score import GatePolicy
 
@@ -37,11 +36,9 @@ DAY_S = 24 * 3600
 DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 
-@register
-class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
-    """The score job's variables: the pipeline, scorer and Kafka groups plus its own."""
+class _ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
+    """score-job: the PyFlink job that scores answers and routes them (its own options)."""
 
-    topic_prefix: str = Field("", max_length=100, description="Prefix of every topic name (tests, shared clusters).")
     flink_group_id: str = Field("qaflow-score-job", min_length=1, description="Kafka consumer group of the source.")
     flink_starting_offsets: StartingOffsets = Field(
         "committed-or-earliest", description="Where a job without state starts reading qa.answers."
@@ -71,22 +68,23 @@ class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
         7 * DAY_S, ge=0, description="Seconds a finished question's marker drops re-deliveries (0 = forever)."
     )
     flink_job_name: str = Field("qaflow-score", min_length=1, description="Flink job name.")
+    cache_dir: str = Field("", description="Local runs: cache of jars and servers; empty = ~/.cache/qaflow.")
 
     @model_validator(mode="after")
-    def _exactly_once_needs_checkpoints(self) -> ScoreJobSettings:
+    def _exactly_once_needs_checkpoints(self) -> _ScoreJobSettings:
         if self.flink_delivery_guarantee == "exactly-once" and self.flink_checkpoint_interval_s == 0:
             msg = "QAFLOW_FLINK_DELIVERY_GUARANTEE=exactly-once needs QAFLOW_FLINK_CHECKPOINT_INTERVAL_S > 0"
             raise ValueError(msg)
         return self
 
 
-@register
-class LocalRunSettings(BaseSettings):
-    """Variables of local runs that the job process inherits; declared so they are not typos."""
-
-    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", case_sensitive=False)
-
-    cache_dir: str = Field("", description="Cache of jars and servers for local runs; empty = ~/.cache/qaflow.")
+# The services' settings classes live in qaflow.core.settings, which renders
+# docs/configuration.md from its registry; this one belongs there too. Until it moves, it is
+# registered here, so that its variables are known when the job loads them.
+try:
+    from qaflow.core.settings import ScoreJobSettings  # type: ignore[attr-defined]
+except ImportError:
+    ScoreJobSettings = register(_ScoreJobSettings)
 
 
 @dataclass(frozen=True, slots=True)
