@@ -55,3 +55,9 @@ def test_overrides_win_and_none_means_unset() -> None:
 def test_known_variables_cover_every_field() -> None:
     names = known_variables()
     assert {"QAFLOW_THRESHOLD", "QAFLOW_BUS_URL", "QAFLOW_LLM_API_KEY", "QAFLOW_SCORER_MODEL"} <= names
+
+
+def test_tooling_variables_are_known_but_not_settings() -> None:
+    s = load(EmbeddedSettings, {"QAFLOW_CACHE_DIR": "/tmp/c", "QAFLOW_REQUIRE_SERVERS": "1"})
+    assert s.threshold == pytest.approx(0.8)
+    assert {"QAFLOW_CACHE_DIR", "QAFLOW_REQUIRE_SERVERS"} <= known_variables()

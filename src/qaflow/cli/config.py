@@ -55,6 +55,9 @@ def markdown() -> str:
             desc = (info.description or "").replace("|", "\\|")
             lines.append(f"| `{PREFIX}{name.upper()}` | {_default(info)} | {desc} |")
         lines.append("")
+    lines += ["## Tooling (read by scripts and tests, not by services)", "", "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {desc} |" for name, desc in settings_mod.TOOLING_VARIABLES.items()]
+    lines.append("")
     return "\n".join(lines)
 
 

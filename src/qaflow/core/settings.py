@@ -161,6 +161,16 @@ class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSetti
 
 S = TypeVar("S", bound=BaseSettings)
 
+# Variables read by tooling (install scripts, test fixtures, local runners), not by services.
+# They are known, so a service started from the same shell does not refuse them as typos.
+TOOLING_VARIABLES = {
+    "QAFLOW_CACHE_DIR": "Where downloads (Kafka jars, the Flink connector, helm, uv) are cached; default ~/.cache/qaflow.",
+    "QAFLOW_REQUIRE_SERVERS": "1: tests fail (not skip) when Kafka, PostgreSQL or Redis cannot start; CI implies it.",
+    "QAFLOW_REQUIRE_HELM": "1: chart tests fail (not skip) when helm is missing; CI implies it.",
+    "QAFLOW_HELM": "Path of the helm binary for the chart tests; default: the cache, then PATH.",
+    "QAFLOW_K8S_SCHEMAS": "Directory of the custom-resource JSON schemas; default ../shared/k8s-schemas.",
+}
+
 # Every settings class a service may load; their fields make the set of known variables.
 _REGISTRY: list[type[BaseSettings]] = [EmbeddedSettings]
 
@@ -172,7 +182,7 @@ def register(cls: type[S]) -> type[S]:
 
 
 def known_variables() -> set[str]:
-    return {PREFIX + name.upper() for cls in _REGISTRY for name in cls.model_fields}
+    return {PREFIX + name.upper() for cls in _REGISTRY for name in cls.model_fields} | set(TOOLING_VARIABLES)
 
 
 def _unknown(environ: Mapping[str, str]) -> list[str]:
@@ -288,3 +298,50 @@ class DashboardSettings(BackendSettings, ServiceSettings):
     http_port: int = Field(8002, ge=1, le=65535, description="Port the dashboard listens on.")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="How often the page refreshes its figures.")
     dashboard_api_url: str = Field("", description="Base URL of the api; its /v1/stats gives the cache hit rate shown. Empty: not shown.")
+
+
+DAY_S = 24 * 3600
+StartingOffsets = Literal["committed-or-earliest", "committed-or-latest", "earliest", "latest"]
+DeliveryGuarantee = Literal["at-least-once", "exactly-once"]
+
+
+@register
+class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
+    """score-job: the PyFlink job that scores answers and routes them (its own options)."""
+
+    flink_group_id: str = Field("qaflow-score-job", min_length=1, description="Kafka consumer group of the source.")
+    flink_starting_offsets: StartingOffsets = Field(
+        "committed-or-earliest", description="Where a job without state starts reading qa.answers."
+    )
+    flink_checkpoint_interval_s: float | None = Field(
+        None, ge=0, description="Checkpoint every N seconds; empty = the cluster's interval, else 10; 0 = none."
+    )
+    flink_checkpoint_dir: str = Field("", description="Checkpoint storage URI; empty = the cluster's configuration.")
+    flink_checkpoint_retention: Literal["retain", "delete"] = Field(
+        "retain", description="Keep the last checkpoint when the job is cancelled (retain) or not."
+    )
+    flink_parallelism: int = Field(0, ge=0, le=1024, description="Job parallelism; 0 = the cluster's default.")
+    flink_batch_size: int = Field(
+        0, ge=0, le=100_000, description="Pairs per scoring call; 0 = QAFLOW_SCORER_BATCH_SIZE."
+    )
+    flink_batch_wait_ms: int = Field(
+        1000, ge=1, le=600_000, description="Longest wait before a partial batch is scored (Python bundle time)."
+    )
+    flink_delivery_guarantee: DeliveryGuarantee = Field("at-least-once", description="Kafka sink guarantee.")
+    flink_transactional_id_prefix: str = Field(
+        "qaflow-score-job", min_length=1, description="Kafka transactional id prefix (exactly-once only)."
+    )
+    flink_open_state_ttl_s: int = Field(
+        DAY_S, ge=0, description="Seconds the state of a question still regenerating lives untouched (0 = forever)."
+    )
+    flink_terminal_state_ttl_s: int = Field(
+        7 * DAY_S, ge=0, description="Seconds a finished question's marker drops re-deliveries (0 = forever)."
+    )
+    flink_job_name: str = Field("qaflow-score", min_length=1, description="Flink job name.")
+
+    @model_validator(mode="after")
+    def _exactly_once_needs_checkpoints(self) -> ScoreJobSettings:
+        if self.flink_delivery_guarantee == "exactly-once" and self.flink_checkpoint_interval_s == 0:
+            msg = "QAFLOW_FLINK_DELIVERY_GUARANTEE=exactly-once needs QAFLOW_FLINK_CHECKPOINT_INTERVAL_S > 0"
+            raise ValueError(msg)
+        return self

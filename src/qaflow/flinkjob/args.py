@@ -13,18 +13,21 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import Field, model_validator
+from typing import Any
 
 from qaflow.core import topics
 from qaflow.core.errors import ConfigError
-from qaflow.core.settings import BackendSettings, PipelineSettings, ScorerSettings, load, register
+from qaflow.core.settings import (
+    BackendSettings,
+    DeliveryGuarantee,
+    ScoreJobSettings,
+    ScorerSettings,
+    StartingOffsets,
+    load,
+)
 from qaflow.flinkjob.records import TopicMap
 from qaflow.pipeline.score import GatePolicy
 
-StartingOffsets = Literal["committed-or-earliest", "committed-or-latest", "earliest", "latest"]
-DeliveryGuarantee = Literal["at-least-once", "exactly-once"]
 # The Kafka client inside flink-sql-connector-kafka is relocated: JAAS modules too.
 SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
 LOGIN_MODULES = {
@@ -32,59 +35,7 @@ LOGIN_MODULES = {
     "SCRAM-SHA-256": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
     "SCRAM-SHA-512": f"{SHADED_KAFKA}.common.security.scram.ScramLoginModule",
 }
-DAY_S = 24 * 3600
 DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
-
-
-class _ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
-    """score-job: the PyFlink job that scores answers and routes them (its own options)."""
-
-    flink_group_id: str = Field("qaflow-score-job", min_length=1, description="Kafka consumer group of the source.")
-    flink_starting_offsets: StartingOffsets = Field(
-        "committed-or-earliest", description="Where a job without state starts reading qa.answers."
-    )
-    flink_checkpoint_interval_s: float | None = Field(
-        None, ge=0, description="Checkpoint every N seconds; empty = the cluster's interval, else 10; 0 = none."
-    )
-    flink_checkpoint_dir: str = Field("", description="Checkpoint storage URI; empty = the cluster's configuration.")
-    flink_checkpoint_retention: Literal["retain", "delete"] = Field(
-        "retain", description="Keep the last checkpoint when the job is cancelled (retain) or not."
-    )
-    flink_parallelism: int = Field(0, ge=0, le=1024, description="Job parallelism; 0 = the cluster's default.")
-    flink_batch_size: int = Field(
-        0, ge=0, le=100_000, description="Pairs per scoring call; 0 = QAFLOW_SCORER_BATCH_SIZE."
-    )
-    flink_batch_wait_ms: int = Field(
-        1000, ge=1, le=600_000, description="Longest wait before a partial batch is scored (Python bundle time)."
-    )
-    flink_delivery_guarantee: DeliveryGuarantee = Field("at-least-once", description="Kafka sink guarantee.")
-    flink_transactional_id_prefix: str = Field(
-        "qaflow-score-job", min_length=1, description="Kafka transactional id prefix (exactly-once only)."
-    )
-    flink_open_state_ttl_s: int = Field(
-        DAY_S, ge=0, description="Seconds the state of a question still regenerating lives untouched (0 = forever)."
-    )
-    flink_terminal_state_ttl_s: int = Field(
-        7 * DAY_S, ge=0, description="Seconds a finished question's marker drops re-deliveries (0 = forever)."
-    )
-    flink_job_name: str = Field("qaflow-score", min_length=1, description="Flink job name.")
-    cache_dir: str = Field("", description="Local runs: cache of jars and servers; empty = ~/.cache/qaflow.")
-
-    @model_validator(mode="after")
-    def _exactly_once_needs_checkpoints(self) -> _ScoreJobSettings:
-        if self.flink_delivery_guarantee == "exactly-once" and self.flink_checkpoint_interval_s == 0:
-            msg = "QAFLOW_FLINK_DELIVERY_GUARANTEE=exactly-once needs QAFLOW_FLINK_CHECKPOINT_INTERVAL_S > 0"
-            raise ValueError(msg)
-        return self
-
-
-# The services' settings classes live in qaflow.core.settings, which renders
-# docs/configuration.md from its registry; this one belongs there too. Until it moves, it is
-# registered here, so that its variables are known when the job loads them.
-try:
-    from qaflow.core.settings import ScoreJobSettings  # type: ignore[attr-defined]
-except ImportError:
-    ScoreJobSettings = register(_ScoreJobSettings)
 
 
 @dataclass(frozen=True, slots=True)
