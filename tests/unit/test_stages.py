@@ -245,3 +245,42 @@ def test_a_failed_enqueue_is_released_so_the_next_submission_enqueues(store: Sql
         Submitter(store, MemoryCache(), BrokenProducer(), ttl_s=60).submit(q)  # type: ignore[arg-type]
     assert Submitter(store, MemoryCache(), bus.producer(), ttl_s=60).submit(q).source is Source.QUEUED
     assert sum(bus.end_offsets(topics.QUESTIONS)) == 1
+
+
+def test_a_saturated_concurrent_worker_keeps_polling_without_taking_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from qaflow.pipeline import worker as worker_mod
+    from qaflow.pipeline.worker import ConcurrentWorker
+
+    MemoryBus.reset("keepalive")
+    bus = MemoryBus("memory://keepalive")
+    bus.start()
+    producer = bus.producer()
+    release = threading.Event()
+
+    def slow(msg: QuestionMessage, origin: Origin) -> list:  # type: ignore[type-arg]
+        release.wait(10)
+        return []
+
+    consumer = bus.consumer("g", [topics.QUESTIONS])
+    w = ConcurrentWorker("llm", consumer, producer, slow, concurrency=1)
+    w.start()
+    for title in ("one?", "two?", "three?"):
+        q = question(title)
+        producer.send(topics.QUESTIONS, q.question_id, q.encode())
+    polls: list[int] = []
+    real_poll = consumer.poll
+    monkeypatch.setattr(consumer, "poll", lambda t=1.0, n=500: polls.append(n) or real_poll(t, n))
+    assert w.step(0.0) == 1  # takes one, now saturated
+    monkeypatch.setattr(worker_mod, "KEEPALIVE_S", 0.0)
+    before = len(polls)
+    w.step(0.0)
+    assert len(polls) == before + 1 and not consumer.paused  # a keep-alive poll, partitions resumed
+    release.set()
+    w.drain()
+    taken = 0
+    while w.step(0.0) or not w.idle:
+        taken += 1
+    assert w.processed == 3  # the keep-alive poll took nothing
+    w.close()

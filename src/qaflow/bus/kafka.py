@@ -116,7 +116,12 @@ class KafkaBus:
         require_kafka()
         from qaflow.bus.kafka_consumer import KafkaBusConsumer
 
-        config = {**self._common, "client_id": client_id, **self.consumer_options}
+        group_timing = {
+            "session_timeout_ms": self.settings.kafka_session_timeout_ms,
+            "heartbeat_interval_ms": max(500, self.settings.kafka_session_timeout_ms // 4),
+            "max_poll_interval_ms": self.settings.kafka_max_poll_interval_ms,
+        }
+        config = {**self._common, "client_id": client_id, **group_timing, **self.consumer_options}
         return KafkaBusConsumer(config, group, topics)
 
     def close(self) -> None:

@@ -150,6 +150,8 @@ class BackendSettings(_Group):
     kafka_username: str = Field("", description="SASL user name.")
     kafka_password: SecretStr | None = Field(None, description="SASL password. Never logged.")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100, description="Prefix of every topic name, to share one Kafka between several qaflow installs (or tests).")
+    kafka_session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000, description="A consumer silent this long leaves its group and its partitions move (a crashed pod's work resumes after it).")
+    kafka_max_poll_interval_ms: int = Field(300_000, ge=10_000, description="Longest gap between two polls before a consumer is considered stuck.")
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )
@@ -281,6 +283,7 @@ class TrafficGenSettings(PipelineSettings, ServiceSettings):
     """traffic-gen: submit a data set through the api at a rate."""
 
     traffic_api_url: str = Field("http://localhost:8000", description="Base URL of the api.")
+    traffic_api_key: SecretStr | None = Field(None, description="Sent as X-API-Key when the api requires a key.")
     traffic_dataset: str = Field("data/sample.csv", description="Data set to send.")
     traffic_rate: float = Field(5.0, gt=0, description="Mean requests per second.")
     traffic_distribution: Literal["poisson", "bursty", "uniform"] = Field("poisson", description="Arrival process.")

@@ -8,6 +8,7 @@ the records before them are durable, so a crash re-delivers and never skips.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from qaflow.core.offsets import OffsetTracker
 from qaflow.pipeline.outputs import Output, dead_letter
 
 logger = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30.0  # with every slot busy, still poll this often, so Kafka keeps the member
 
 Decoded = tuple[Record, Any]
 
@@ -140,6 +143,7 @@ class ConcurrentWorker(Worker):
         self.tracker = OffsetTracker()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-call")
         self._running: dict[Any, Record] = {}
+        self._last_poll = time.monotonic()
 
     @property
     def idle(self) -> bool:
@@ -151,7 +155,13 @@ class ConcurrentWorker(Worker):
 
     def step(self, timeout_s: float = 1.0) -> int:
         room = self.capacity()
-        records = self.consumer.poll(0.0 if self._running else timeout_s, room) if room else []
+        if room:
+            records = self.consumer.poll(0.0 if self._running else timeout_s, room)
+            self._last_poll = time.monotonic()
+        else:
+            records = []
+            if time.monotonic() - self._last_poll > KEEPALIVE_S:
+                self._keep_alive()
         ok, bad = decode_records(records, self.stage)
         self.publish(bad)
         started = {(rec.tp, rec.offset) for rec, _ in ok}
@@ -166,6 +176,18 @@ class ConcurrentWorker(Worker):
         if committable:
             self.commit(committable)
         return len(records) + finished
+
+    def _keep_alive(self) -> None:
+        """Poll with every partition paused: the group sees a live member, no record is taken."""
+        parts = sorted(self.consumer.assignment())
+        self.consumer.pause(parts)
+        try:
+            stray = self.consumer.poll(0.0, 1)  # partitions assigned meanwhile are not paused
+            for tp in {r.tp for r in stray}:
+                self.consumer.seek(tp, min(r.offset for r in stray if r.tp == tp))
+        finally:
+            self.consumer.resume(parts)
+        self._last_poll = time.monotonic()
 
     def _collect(self, timeout_s: float | None) -> int:
         from concurrent.futures import FIRST_COMPLETED, wait

@@ -80,7 +80,8 @@ def run(s: TrafficGenSettings, *, workers: int, timeout_s: float, retries: int, 
     dataset = open_dataset(s.traffic_dataset)
     report = Report(run_id=run_id, api_url=s.traffic_api_url, distribution=s.traffic_distribution,
                     rate=s.traffic_rate, wait_s=s.traffic_wait_s)
-    client = ApiClient(s.traffic_api_url, timeout_s=timeout_s)
+    key = s.traffic_api_key.get_secret_value() if s.traffic_api_key else None
+    client = ApiClient(s.traffic_api_url, timeout_s=timeout_s, api_key=key)
     schedule = plan(dataset, arrival_times(s.traffic_distribution, s.traffic_rate, random.Random(rng.random())),
                     rng, repeat_share=s.traffic_repeat_share, total=s.traffic_total, duration_s=s.traffic_duration_s)
     logger.info("run %s: sending %s to %s, %s arrivals at %g/s", run_id, s.traffic_dataset, s.traffic_api_url,

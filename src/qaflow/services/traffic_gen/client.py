@@ -25,8 +25,9 @@ LATENCY = Histogram(
 
 
 class ApiClient:
-    def __init__(self, api_url: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, api_url: str, *, timeout_s: float = 30.0, api_key: str | None = None) -> None:
         self.api_url = api_url.rstrip("/")
+        self.headers = {"X-API-Key": api_key} if api_key else {}
         self.timeout_s = timeout_s
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -36,6 +37,7 @@ class ApiClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.headers.update(self.headers)
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
