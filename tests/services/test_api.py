@@ -406,9 +406,8 @@ def test_a_bug_is_a_json_500(env: Env, client: Client, monkeypatch: pytest.Monke
     assert "secret" not in r.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("env", ["embedded"], indirect=True)  # one outage is enough
 def test_unreachable_store_is_503_json_and_not_ready(env: Env) -> None:
-    if env.kind != "embedded":
-        pytest.skip("one outage is enough")
     client = env.make_app(store_url="postgresql://qaflow@127.0.0.1:1/nothing?connect_timeout=2")
     r = client.ask("Is anyone there?")
     assert r.status_code == 503 and r.content_type == PROBLEM and r.headers["Retry-After"]
