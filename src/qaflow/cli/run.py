@@ -140,7 +140,6 @@ def run(
         transient=as_json,
     ) as bar:
         task = bar.add_task("answering", total=limit)
-        err.print(f"[dim]loading scorer {settings.scorer} and LLM {settings.llm_provider}...[/dim]")
 
         def progress(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total if total is not None else bar.tasks[0].total)

@@ -30,6 +30,7 @@ from qaflow.pipeline.summary import RunSummary
 from qaflow.pipeline.worker import ConcurrentWorker, Decoded, Worker
 from qaflow.scoring import make_scorer
 from qaflow.scoring.base import Scorer
+from qaflow.scoring.lazy import LazyScorer
 from qaflow.store import open_store
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class EmbeddedPipeline:
         self.store = open_store(settings.store_url)
         self.cache = open_cache(settings.cache_url)
         self.provider = provider or make_provider(settings)
-        self.scorer = scorer or make_scorer(settings)
+        described = {"name": settings.scorer, "model": settings.scorer_model or "default", "loaded": "no"}
+        self.scorer = LazyScorer(scorer or make_scorer(settings), described)
         self.progress = progress or (lambda done, total: None)
         self._pending: set[str] = set()
         self.question_ids: list[str] = []
