@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from qaflow.core import topics
 from qaflow.core.errors import ErrorClass
+from qaflow.core.settings import PipelineSettings, RetrySettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,17 @@ class RetryPolicy:
         if not 0 < self.overload_base_s <= self.overload_cap_s:
             msg = "need 0 < overload_base_s <= overload_cap_s"
             raise ValueError(msg)
+
+    @classmethod
+    def from_settings(cls, s: PipelineSettings | RetrySettings) -> RetryPolicy:
+        """From a service's settings (which mix in PipelineSettings and RetrySettings)."""
+        return cls(
+            max_delivery_attempts=s.max_delivery_attempts,  # type: ignore[union-attr]
+            quota_delay_s=s.retry_quota_delay_s,  # type: ignore[union-attr]
+            retry_after_cap_s=s.retry_after_cap_s,  # type: ignore[union-attr]
+            overload_base_s=s.retry_overload_base_s,  # type: ignore[union-attr]
+            overload_cap_s=s.retry_overload_cap_s,  # type: ignore[union-attr]
+        )
 
     def delay(
         self,

@@ -146,7 +146,7 @@ class BackendSettings(_Group):
     kafka_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics qaflow creates.")
     kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000, description="Retention of topics qaflow creates.")
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field("PLAINTEXT", description="PLAINTEXT, or SASL_* with SCRAM users (Strimzi KafkaUser).")
-    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when a SASL protocol is used.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field("SCRAM-SHA-512", description="SASL mechanism when a SASL protocol is used.")
     kafka_username: str = Field("", description="SASL user name.")
     kafka_password: SecretStr | None = Field(None, description="SASL password. Never logged.")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100, description="Prefix of every topic name, to share one Kafka between several qaflow installs (or tests).")
@@ -155,6 +155,13 @@ class BackendSettings(_Group):
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> BackendSettings:
+        if self.kafka_security_protocol.startswith("SASL_") and (not self.kafka_username or self.kafka_password is None):
+            msg = f"QAFLOW_KAFKA_USERNAME and QAFLOW_KAFKA_PASSWORD are required with {self.kafka_security_protocol}"
+            raise ValueError(msg)
+        return self
 
 
 class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings):

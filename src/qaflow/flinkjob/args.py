@@ -170,13 +170,9 @@ def kafka_properties(settings: BackendSettings) -> dict[str, str]:
     protocol = settings.kafka_security_protocol
     props = {"security.protocol": protocol}
     if protocol.startswith("SASL_"):
-        mechanism = settings.kafka_sasl_mechanism.upper()
-        if mechanism not in LOGIN_MODULES:
-            msg = f"QAFLOW_KAFKA_SASL_MECHANISM: {mechanism!r} is not one of {', '.join(LOGIN_MODULES)}"
-            raise ConfigError(msg)
-        if not settings.kafka_username or settings.kafka_password is None:
-            msg = f"QAFLOW_KAFKA_USERNAME and QAFLOW_KAFKA_PASSWORD are required with {protocol}"
-            raise ConfigError(msg)
+        # The settings already checked the mechanism and that the credentials are there.
+        mechanism = settings.kafka_sasl_mechanism
+        assert settings.kafka_password is not None
         user = settings.kafka_username.replace('"', '\\"')
         password = settings.kafka_password.get_secret_value().replace('"', '\\"')
         props["sasl.mechanism"] = mechanism

@@ -39,16 +39,6 @@ CHUNK = 128
 Progress = Callable[[int, int | None], None]  # (finished, total or None while unknown)
 
 
-def retry_policy(s: EmbeddedSettings) -> RetryPolicy:
-    return RetryPolicy(
-        max_delivery_attempts=s.max_delivery_attempts,
-        quota_delay_s=s.retry_quota_delay_s,
-        retry_after_cap_s=s.retry_after_cap_s,
-        overload_base_s=s.retry_overload_base_s,
-        overload_cap_s=s.retry_overload_cap_s,
-    )
-
-
 class EmbeddedPipeline:
     def __init__(
         self,
@@ -74,7 +64,7 @@ class EmbeddedPipeline:
     def _workers(self) -> tuple[ConcurrentWorker, Worker, RetryWorker, Worker]:
         s, bus = self.s, self.bus
         self.answer_stage = AnswerStage(
-            self.provider, retry_policy(s), language=s.llm_language, prompt_template=s.llm_prompt_template
+            self.provider, RetryPolicy.from_settings(s), language=s.llm_language, prompt_template=s.llm_prompt_template
         )
         self.score_stage = ScoreStage(self.scorer, GatePolicy(s.threshold, s.max_generations))
         self.storage_stage = StorageStage(self.store, self.cache, s.cache_ttl_s)

@@ -19,8 +19,7 @@ from qaflow.bus import open_bus
 from qaflow.bus.base import Bus, Producer
 from qaflow.core import topics
 from qaflow.core.errors import CommitFailedError, ConfigError
-from qaflow.core.retry import RetryPolicy
-from qaflow.core.settings import BackendSettings, PipelineSettings, RetrySettings, load
+from qaflow.core.settings import BackendSettings, load
 
 logger = logging.getLogger(__name__)
 S = TypeVar("S", bound=BaseSettings)
@@ -54,16 +53,6 @@ def open_worker_bus(settings: BackendSettings) -> Bus:
 
 def group_of(settings: Any, default: str) -> str:
     return str(settings.consumer_group or default)
-
-
-def retry_policy(s: PipelineSettings | RetrySettings | Any) -> RetryPolicy:
-    return RetryPolicy(
-        max_delivery_attempts=s.max_delivery_attempts,
-        quota_delay_s=s.retry_quota_delay_s,
-        retry_after_cap_s=s.retry_after_cap_s,
-        overload_base_s=s.retry_overload_base_s,
-        overload_cap_s=s.retry_overload_cap_s,
-    )
 
 
 class MeteredProducer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from qaflow.core import topics
+from qaflow.core.retry import RetryPolicy
 from qaflow.core.settings import LlmWorkerSettings
 from qaflow.llm import make_provider
 from qaflow.pipeline.answer import AnswerStage
@@ -36,7 +37,8 @@ def main() -> int:
     metrics.CONCURRENCY_LIMIT.set_function(lambda: aimd.limit)
     metrics.CONCURRENCY_MAX.set(s.llm_concurrency)
     metrics.RPM_LIMIT.set(s.rpm_limit)
-    stage = AnswerStage(provider, boot.retry_policy(s), language=s.llm_language, prompt_template=s.llm_prompt_template)
+    policy = RetryPolicy.from_settings(s)
+    stage = AnswerStage(provider, policy, language=s.llm_language, prompt_template=s.llm_prompt_template)
     bus = boot.open_worker_bus(s)
     worker = ConcurrentWorker(
         "llm",
