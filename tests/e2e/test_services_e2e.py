@@ -24,6 +24,7 @@ import requests
 
 from qaflow.core import topics
 from qaflow.datasets import open_dataset
+from qaflow.devstack.ports import free_port
 
 from .conftest import ServiceStack
 
@@ -83,9 +84,31 @@ def diagnose(api_url: str, pg_url: str, missing: set[str]) -> str:
     return "\n".join(lines)
 
 
+def start_score_job(stack: ServiceStack, request: pytest.FixtureRequest) -> Any:
+    """The PyFlink job on a MiniCluster in place of the score-worker, configured as the chart does:
+    by QAFLOW_* variables (the score-worker's set), with the connector jar from the cache."""
+    from qaflow.flinkjob.runner import LocalJob
+    from qaflow.services.catalog import SERVICES, environment
+
+    env = environment(SERVICES["score-worker"], stack.backends, config={
+        **stack.config, "QAFLOW_FLINK_GROUP_ID": f"{stack.backends.topic_prefix}score-job",
+        "QAFLOW_FLINK_CHECKPOINT_INTERVAL_S": "5",
+    })
+    job = LocalJob(job_args=[], workdir=stack.root / "flink", env=env, rest_port=free_port()).start()
+    request.addfinalizer(job.stop)
+    job.wait_running(240)
+    return job
+
+
+@pytest.mark.parametrize("score_stage", ["score-worker", pytest.param("flink", marks=pytest.mark.flink)])
 def test_every_question_ends_once_across_an_llm_worker_crash(
-    stack: ServiceStack, kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+    stack: ServiceStack,
+    kafka_bootstrap: str,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    score_stage: str,
 ) -> None:
+    """Run with the score-worker, and with the PyFlink job in its place."""
     pg_url, prefix = stack.backends.store_url, stack.backends.topic_prefix
     expected_ids = {q.id for q in open_dataset(SAMPLE)}
     fake = stack.start_fake_llm("--latency-ms", "30", "--rate-429", "0.10", "--rate-503", "0.05",
@@ -107,9 +130,12 @@ def test_every_question_ends_once_across_an_llm_worker_crash(
         "QAFLOW_RETRY_OVERLOAD_CAP_S": "0.5",
         "QAFLOW_SCORER_BATCH_SIZE": "32",
     }
-    services = [stack.start(name) for name in ("storage-writer", "api", "llm-worker", "retry-worker", "score-worker")]
+    names = ["storage-writer", "api", "llm-worker", "retry-worker"]
+    services = [stack.start(name) for name in names + (["score-worker"] if score_stage == "score-worker" else [])]
     for proc in services:
         proc.wait_ready(90)
+    if score_stage == "flink":
+        start_score_job(stack, request)
     api = stack.procs["api"]
     stack.mark("services ready")
 
@@ -207,7 +233,8 @@ def test_every_question_ends_once_across_an_llm_worker_crash(
     timing = ", ".join(f"{k} at {v} s" for k, v in stack.timings.items())
     with capsys.disabled():
         print(
-            f"\ne2e: {len(accepted)} of {len(expected_ids)} questions accepted, {summary['requests']} requests "
+            f"\ne2e ({score_stage}): {len(accepted)} of {len(expected_ids)} questions accepted, "
+            f"{summary['requests']} requests "
             f"({summary['repeats']} repeats) at {summary['achieved_rate']}/s; terminal {dict(by_status)}; "
             f"llm-worker SIGKILLed at {at_kill} "
             f"terminal, restarted: {answered_after_restart}; LLM calls {stats['total']} {stats['by_status']}; "
