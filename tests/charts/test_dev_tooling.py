@@ -111,4 +111,5 @@ def test_render_for_a_local_run(helm_bin: object) -> None:
     assert api.env["QAFLOW_CACHE_URL"] == "redis://127.0.0.1:6379/0"
     assert api.ports == {"http": 8000} and api.probes["readiness"].path == "/readyz"
     assert by["llm-worker"].command == ["python", "-m", "qaflow.services.llm_worker"]
-    assert by["score-job"].args[:4] == ["-pyclientexec", "/opt/venv/bin/python", "-py", "/opt/flink/usrlib/score_job.py"]
+    job_file = "/opt/flink/usrlib/score_job.py"
+    assert by["score-job"].args[:4] == ["-pyclientexec", "/opt/venv/bin/python", "-py", job_file]
