@@ -18,7 +18,7 @@ help: ## List the targets
 
 $(VENV)/.created:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	@touch $@
 
 $(VENV)/.run: pyproject.toml $(VENV)/.created
@@ -43,7 +43,7 @@ deps: $(VENV)/.dev ## Install everything the tests need: Python extras, Kafka ja
 	$(VENV)/bin/qaflow flink fetch-jars
 
 .PHONY: test
-test: deps ## Set up everything and run every test suite against real servers
+test: deps lint ## Set up everything, lint, and run every test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
