@@ -284,3 +284,10 @@ def test_a_saturated_concurrent_worker_keeps_polling_without_taking_records(monk
         taken += 1
     assert w.processed == 3  # the keep-alive poll took nothing
     w.close()
+
+
+def test_a_bad_prompt_template_fails_when_the_stage_is_built() -> None:
+    from qaflow.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="QAFLOW_LLM_PROMPT_TEMPLATE"):
+        AnswerStage(ScriptedLlm([]), RetryPolicy(), prompt_template="Answer {titel}")

@@ -12,7 +12,7 @@ from qaflow.core.errors import LlmError
 from qaflow.core.messages import AnswerMessage, Origin, QuestionMessage, RetryMessage
 from qaflow.core.retry import RetryPolicy, retry_topic
 from qaflow.llm.base import LlmProvider, LlmRequest
-from qaflow.llm.prompt import render_prompt
+from qaflow.llm.prompt import render_prompt, validate_template
 from qaflow.pipeline.outputs import Output, dead_letter
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class AnswerStage:
         prompt_template: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        validate_template(prompt_template)  # fail at start-up, not on the first question
         self.provider = provider
         self.policy = policy
         self.language = language
