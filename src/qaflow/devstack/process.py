@@ -17,6 +17,19 @@ from qaflow.devstack.ports import free_port
 logger = logging.getLogger(__name__)
 
 
+def terminate(proc: subprocess.Popen[Any], name: str, grace: float, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig``; SIGKILL what has not exited after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        logger.warning("%s did not stop in %.0f s; killing pid %d", name, grace, proc.pid)
+        proc.kill()
+        proc.wait()
+
+
 class ServerProcess:
     """Base of the local servers. Subclasses fill in the hooks marked below.
 
@@ -136,15 +149,8 @@ class ServerProcess:
     def stop(self, grace: float = 20.0) -> None:
         """Stop the process: ``stop_signal``, then SIGKILL after ``grace`` seconds."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(self.stop_signal)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop in %.0fs; killing pid %s", self.name, grace, proc.pid)
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            terminate(proc, self.name, grace, self.stop_signal)
 
     def detach(self) -> dict[str, Any]:
         """Let go of a running detached server; return what ``stop_detached`` needs."""

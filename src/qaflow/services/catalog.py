@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from qaflow.devstack.process import terminate
 
 logger = logging.getLogger(__name__)
 
@@ -212,14 +213,7 @@ class ServiceProcess:
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop in %.0f s; killing pid %d", self.name, grace_s, proc.pid)
-                proc.kill()
-                proc.wait()
+        terminate(proc, self.name, grace_s)
         self._close_pipes(proc)
         return proc.returncode
 
