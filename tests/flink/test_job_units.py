@@ -39,7 +39,7 @@ pytestmark = pytest.mark.flink
 
 BOOT = ["--bootstrap-servers", "k1:9092,k2:9093"]
 POLICY = GatePolicy(threshold=0.8, max_generations=3)
-IDENTITY = {"name": "lexical", "metric": "token-f1", "version": "1"}
+IDENTITY = {"name": "lexical", "metric": "token-f1", "version": "2", "tokens": "words+chars"}
 REF = "Paris is the capital of France."
 
 

@@ -254,9 +254,9 @@ def test_gemini_safety_block_is_permanent_with_the_reason() -> None:
         gemini.parse({"candidates": [{"finishReason": "SAFETY", "index": 0}]})
     with pytest.raises(PermanentLlmError, match="PROHIBITED_CONTENT"):
         gemini.parse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}})
-    text, _, _ = gemini.parse({"candidates": [{"content": {"parts": [{"text": "a"}, {"text": "b"}]},
-                                               "finishReason": "MAX_TOKENS"}]})
-    assert text == "ab"
+    parsed = gemini.parse({"candidates": [{"content": {"parts": [{"text": "a"}, {"text": "b"}]},
+                                           "finishReason": "MAX_TOKENS"}]})
+    assert (parsed.text, parsed.finish_reason, parsed.truncated) == ("ab", "MAX_TOKENS", True)
 
 
 def test_retry_after_forms() -> None:

@@ -168,7 +168,7 @@ def test_api_under_gunicorn_aggregates_metrics_over_workers_and_stops_cleanly(
 def test_scorer_under_gunicorn_loads_the_model_after_the_fork(serve: Any) -> None:
     scorer = serve("scorer", {"QAFLOW_SCORER": "lexical"}, ready_path="/readyz")
     info = requests.get(scorer.url + "/v1/info", timeout=5).json()
-    assert info == {"scorer": {"name": "lexical", "metric": "token-f1", "version": "1"}}
+    assert info == {"scorer": {"name": "lexical", "metric": "token-f1", "version": "2", "tokens": "words+chars"}}
     reply = requests.post(scorer.url + "/v1/score", json={"pairs": [{"candidate": "a cat", "reference": "the cat"}]},
                           timeout=10)
     assert reply.json()["scores"] == [1.0]

@@ -19,7 +19,7 @@ from qaflow.services.scorer.model import ScorerRuntime
 from qaflow.services.web.app import runtime
 
 PROBLEM = "application/problem+json"
-LEXICAL = {"name": "lexical", "metric": "token-f1", "version": "1"}
+LEXICAL = {"name": "lexical", "metric": "token-f1", "version": "2", "tokens": "words+chars"}
 
 
 @pytest.fixture

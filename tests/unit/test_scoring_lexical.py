@@ -61,4 +61,4 @@ def test_non_string_raises(scorer: LexicalScorer) -> None:
 def test_identity_and_factory() -> None:
     scorer = make_scorer(ScorerSettings(scorer="lexical"))
     assert isinstance(scorer, LexicalScorer)
-    assert scorer.identity == {"name": "lexical", "metric": "token-f1", "version": "1"}
+    assert scorer.identity == {"name": "lexical", "metric": "token-f1", "version": "2", "tokens": "words+chars"}

@@ -75,7 +75,7 @@ def test_scores_match_the_scorer_behind_the_service(scorer: RemoteScorer) -> Non
     cands = ["The cat sat on the mat.", "purple elephants", "Paris is the capital of France"]
     refs = ["a cat sat on a mat", "water boils at 100 degrees", "France's capital: Paris"]
     assert scorer.score(cands, refs) == LexicalScorer().score(cands, refs)
-    assert scorer.identity == {"name": "lexical", "metric": "token-f1", "version": "1"}
+    assert scorer.identity == {"name": "lexical", "metric": "token-f1", "version": "2", "tokens": "words+chars"}
 
 
 def test_factory_builds_remote(url: str) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from qaflow.cli.dataset import dataset as dataset_cli
 from qaflow.core.question import CATEGORIES, Question
+from qaflow.core.text import clean
 from qaflow.datasets import open_dataset
 from qaflow.datasets.synth import synth_questions, write_zhang, write_zhang_csv
 from qaflow.datasets.zhang import escape, unescape
@@ -85,7 +86,8 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6
 
 
 def expected(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    """As read back: newlines normalised, the core text policy applied (control characters go), trimmed."""
+    return clean(text.replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
 @settings(max_examples=150, deadline=None)

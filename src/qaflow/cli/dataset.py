@@ -83,6 +83,7 @@ def _print_report(report: LoadReport) -> None:
     summary.add_row("skipped", str(report.skipped_total))
     for reason, count in sorted(report.skipped.items()):
         summary.add_row(f"  {reason}", str(count))
+    summary.add_row("repaired (control characters, lone surrogates)", str(report.repaired))
     if not report.complete:
         summary.add_row("stopped early", "limit reached")
     console.print(summary)

@@ -188,6 +188,7 @@ def print_summary(s: RunSummary, console: Console) -> None:
         ("quality", _quality(s)),
         ("answered at once", f"{s.cache_hits}  {s.answered_from}" if s.cache_hits else "0"),
         ("dead letters", s.dead_letters),
+        ("truncated answers", s.truncated),
         ("time", f"{s.elapsed_s:.1f} s  ({s.questions_per_s:.1f} questions/s)"),
         ("scorer", f"{s.scorer.get('name')} {s.scorer.get('model', '')}  threshold {s.threshold}"),
         ("LLM", f"{s.llm.get('provider')} {s.llm.get('model')}"),

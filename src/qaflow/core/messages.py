@@ -2,12 +2,15 @@
 
 Every message carries ``v`` (schema version) and ``question_id`` (the Kafka key).
 ``decode`` turns bytes into a validated model or raises :class:`InvalidMessageError`
-with a precise reason naming the field, so a consumer can dead-letter the record.
+with a precise reason naming the field, so a consumer can dead-letter the record. Every
+string it decodes first goes through the text policy (:mod:`qaflow.core.text`): a lone
+surrogate or a NUL written by another producer is repaired here, not in PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -16,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from qaflow.core.errors import ErrorClass, InvalidMessageError
 from qaflow.core.ids import ID_LENGTH, question_id
+from qaflow.core.text import clean_tree
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_TITLE = 1_000
@@ -65,6 +71,7 @@ class BestAttempt(BaseModel):
     score: Score
     generation: Count
     model: str = ""
+    truncated: bool = False  # the answer was cut (provider length limit or MAX_ANSWER)
 
 
 class QuestionMessage(_Message):
@@ -119,6 +126,9 @@ class AnswerMessage(_Message):
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
     answered_at: float = Field(default_factory=now)
+    finish_reason: str | None = Field(default=None, max_length=100)  # as the provider said it
+    truncated: bool = False  # cut by the provider's token limit or by MAX_ANSWER
+    text_changes: tuple[str, ...] = ()  # what the text policy changed, see qaflow.core.text
 
     @property
     def question_id(self) -> str:
@@ -141,6 +151,8 @@ class ScoreRecord(_Message):
     completion_tokens: int | None = Field(default=None, ge=0)
     run_id: str | None = None
     scored_at: float = Field(default_factory=now)
+    finish_reason: str | None = Field(default=None, max_length=100)
+    truncated: bool = False
 
 
 class ResultMessage(_Message):
@@ -163,6 +175,7 @@ class ResultMessage(_Message):
     error: str | None = None
     submitted_at: float
     finished_at: float = Field(default_factory=now)
+    truncated: bool = False  # the stored answer was truncated
 
     @model_validator(mode="after")
     def _fields_fit_status(self) -> ResultMessage:
@@ -187,6 +200,7 @@ class RetryMessage(_Message):
     error_class: ErrorClass
     error: str = Field(max_length=2_000)
     not_before: float  # epoch seconds; re-publish at or after this time
+    retry_after_s: float | None = Field(default=None, ge=0)  # the server's Retry-After, if it sent one
 
     @property
     def question_id(self) -> str:
@@ -256,6 +270,9 @@ def decode(schema: type[M], raw: bytes | str) -> M:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         msg = f"not valid UTF-8 JSON: {exc}"
         raise InvalidMessageError(msg) from exc
+    data, repaired = clean_tree(data)
+    if repaired:
+        logger.warning("text policy repaired %d strings in a %s record", repaired, schema.__name__)
     if not isinstance(data, dict):
         msg = f"expected a JSON object, got {type(data).__name__}"
         raise InvalidMessageError(msg)

@@ -1,7 +1,9 @@
 """How a failed LLM call is retried, by error class, and the delivery cap.
 
 - quota (429): honour Retry-After (capped), else a fixed delay;
-- overload (5xx) and timeout: exponential backoff with full jitter, capped;
+- overload (5xx) and timeout: honour Retry-After (capped the same way) when the server sent
+  one (RFC 9110, section 10.2.3: it applies to 503 as much as to 429), else exponential
+  backoff with full jitter, capped;
 - permanent: no retry, dead letter.
 
 The random source is passed in, so the policy is a pure function under test.
@@ -58,9 +60,9 @@ class RetryPolicy:
         """
         if error_class is ErrorClass.PERMANENT or delivery >= self.max_delivery_attempts:
             return None
+        if retry_after_s is not None and retry_after_s >= 0:
+            return min(retry_after_s, self.retry_after_cap_s)
         if error_class is ErrorClass.QUOTA:
-            if retry_after_s is not None and retry_after_s >= 0:
-                return min(retry_after_s, self.retry_after_cap_s)
             return self.quota_delay_s
         ceiling = min(self.overload_cap_s, self.overload_base_s * 2 ** (delivery - 1))
         return (rng or random).uniform(0.0, ceiling)

@@ -19,9 +19,16 @@ class Route(StrEnum):
     EXHAUSTED = "exhausted"
 
 
-def route(score: float, threshold: float, generation: int, max_generations: int) -> Route:
-    """validated if good enough; else regenerate while generations remain; else exhausted."""
-    if score >= threshold:
+def route(score: float, threshold: float, generation: int, max_generations: int, *,
+          truncated: bool = False) -> Route:
+    """validated if good enough; else regenerate while generations remain; else exhausted.
+
+    A truncated answer (cut by the provider's token limit or by ``MAX_ANSWER``) is never
+    validated, however high it scores: its end is missing, and a lexical or BERTScore
+    overlap cannot see what is missing. It is kept as a candidate best answer (marked
+    truncated) and regenerated while generations remain; see docs/architecture.md.
+    """
+    if score >= threshold and not truncated:
         return Route.VALIDATED
     if generation < max_generations:
         return Route.REGENERATE
@@ -70,7 +77,7 @@ def apply(
     if state.terminal or attempt.generation <= state.last_generation:
         return None
     best = better(attempt, better(carried_best, state.best) if carried_best else state.best)
-    decided = route(attempt.score, threshold, attempt.generation, max_generations)
+    decided = route(attempt.score, threshold, attempt.generation, max_generations, truncated=attempt.truncated)
     new_state = replace(
         state,
         last_generation=attempt.generation,

@@ -20,7 +20,7 @@ from qaflow.core.errors import DatasetError
 from qaflow.core.question import Question
 from qaflow.datasets import hf, zhang
 from qaflow.datasets.lines import base_suffix, read_lines
-from qaflow.datasets.rows import LoadReport, RawQuestion, Skip, to_question
+from qaflow.datasets.rows import LoadReport, RawQuestion, Skip, repair_row, to_question
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ class Dataset:
             for line, record in records:
                 report.rows += 1
                 source = f"{name}:{line}"
+                if not isinstance(record, Skip):
+                    record, changes = repair_row(record)
+                    if changes:
+                        report.count_repair(changes, source)
                 result = record if isinstance(record, Skip) else to_question(record, source)
                 if isinstance(result, Skip):
                     report.count_skip(result, source)

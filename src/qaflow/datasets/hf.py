@@ -56,12 +56,14 @@ def read_hf_csv(path: Path) -> Generator[tuple[int, RawQuestion | Skip], None, N
         if first is None:
             return
         line, header = first
-        if not is_header(header):
+        if isinstance(header, Skip) or not is_header(header):
             reason = f"expected a header with columns {', '.join(HEADER)}; got {header[:5]}"
             raise DatasetError(str(path), line, reason)
         names = [cell.strip() for cell in header]
         for line, row in rows:
-            if len(row) < len(names):
+            if isinstance(row, Skip):
+                yield line, row
+            elif len(row) < len(names):
                 yield line, Skip.SHORT_ROW
             elif len(row) > len(names):
                 yield line, Skip.EXTRA_COLUMNS

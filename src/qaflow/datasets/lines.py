@@ -17,10 +17,12 @@ from contextlib import closing
 from pathlib import Path
 
 from qaflow.core.errors import DatasetError
+from qaflow.datasets.rows import Skip
 
 logger = logging.getLogger(__name__)
 
 _BOM = "\ufeff"
+_FIELD_LIMIT = "field larger than field limit"  # the csv module's message (CPython Modules/_csv.c)
 
 
 def is_gzip(path: Path) -> bool:
@@ -63,11 +65,15 @@ def read_lines(path: Path) -> Generator[str, None, None]:
             raise DatasetError(str(path), number + 1, f"corrupt gzip data: {exc}") from exc
 
 
-def read_csv_rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
+def read_csv_rows(path: Path) -> Generator[tuple[int, list[str] | Skip], None, None]:
     """Each CSV record of ``path`` with the line it starts on; blank lines are passed over.
 
     ``strict`` makes a stray or unterminated quote an error instead of a field that silently
-    swallows the rest of the file.
+    swallows the rest of the file. A field over the csv module's limit
+    (``csv.field_size_limit()``, 131,072 characters by default) is one row's problem, not the
+    file's: the record is given as :attr:`Skip.TOO_LONG` and reading goes on with the next
+    line (the parser drops the rest of the line it was on; if the huge field went on over
+    more lines, those come out as rows of their own and are skipped by the row policy).
     """
     with closing(read_lines(path)) as lines:
         reader = csv.reader(lines, strict=True)
@@ -78,6 +84,11 @@ def read_csv_rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
             except StopIteration:
                 return
             except csv.Error as exc:
+                if _FIELD_LIMIT in str(exc):
+                    logger.debug("%s:%d: %s", path, start, exc)
+                    yield start, Skip.TOO_LONG
+                    start = reader.line_num + 1
+                    continue
                 seen = reader.line_num
                 reason = f"bad CSV: {exc}"
                 if seen > start:

@@ -1,7 +1,9 @@
 """The row policy every reader shares: what makes a usable question, and the tally.
 
 Bad rows are data, not crashes: each is skipped with a :class:`Skip` reason and counted in a
-:class:`LoadReport`. Only a malformed *file* (bytes that are not UTF-8, broken CSV quoting,
+:class:`LoadReport`. Text a backend cannot carry (NUL and other control characters, lone
+surrogates) is repaired by the core text policy (:func:`repair_row`) and the row counted as
+repaired; a row over the message limits is skipped as "too long" (never truncated). Only a malformed *file* (bytes that are not UTF-8, broken CSV quoting,
 a line that is not JSON) stops a load, with a :class:`~qaflow.core.errors.DatasetError`.
 """
 
@@ -15,6 +17,7 @@ from typing import NamedTuple
 
 from qaflow.core.messages import MAX_ANSWER, MAX_CONTENT, MAX_TITLE
 from qaflow.core.question import CATEGORIES, Question
+from qaflow.core.text import repair
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,15 @@ def parse_category(raw: object, *, base: int) -> int | None:
     return category if category in CATEGORIES else None
 
 
+def repair_row(raw: RawQuestion) -> tuple[RawQuestion, tuple[str, ...]]:
+    """The row with the text policy applied to its texts, and what changed ("title: ...")."""
+    fixed = {name: repair(getattr(raw, name)) for name in ("title", "content", "answer")}
+    changes = tuple(f"{name}: {change}" for name, r in fixed.items() for change in r.changes)
+    if not changes:
+        return raw, ()
+    return raw._replace(**{name: r.text for name, r in fixed.items()}), changes
+
+
 def to_question(raw: RawQuestion, source: str) -> Question | Skip:
     """Apply the row policy: trimmed text, a title and an answer, within the message limits."""
     title, content, answer = raw.title.strip(), raw.content.strip(), raw.answer.strip()
@@ -80,6 +92,7 @@ class LoadReport:
     skipped: Counter[str] = field(default_factory=Counter)
     categories: Counter[int] = field(default_factory=Counter)
     complete: bool = False  # True once the reader reached the end of the file
+    repaired: int = 0  # rows whose text the text policy changed (see qaflow.core.text)
 
     @property
     def skipped_total(self) -> int:
@@ -90,6 +103,10 @@ class LoadReport:
         if question.category is not None:
             self.categories[question.category] += 1
 
+    def count_repair(self, changes: tuple[str, ...], source: str) -> None:
+        self.repaired += 1
+        logger.info("repaired %s: %s", source, "; ".join(changes))
+
     def count_skip(self, reason: Skip, source: str) -> None:
         self.skipped[reason.value] += 1
         logger.debug("skipped %s: %s", source, reason.value)
@@ -99,4 +116,5 @@ class LoadReport:
         return (
             f"{self.path} ({self.fmt}): {self.rows} rows, {self.questions} questions, "
             f"{self.skipped_total} skipped" + (f" ({reasons})" if reasons else "")
+            + (f", {self.repaired} repaired" if self.repaired else "")
         )

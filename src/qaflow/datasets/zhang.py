@@ -43,6 +43,9 @@ def escape(text: str) -> str:
 def read_zhang(path: Path) -> Generator[tuple[int, RawQuestion | Skip], None, None]:
     """Each record of a Zhang CSV with its line number, decoded or with the reason to skip."""
     for line, row in read_csv_rows(path):
+        if isinstance(row, Skip):
+            yield line, row
+            continue
         if len(row) < COLUMNS:
             yield line, Skip.SHORT_ROW
             continue

@@ -234,7 +234,8 @@ def route_scored(
     new_state, outputs = decide(answer, score, dict(scorer), state, policy)
     if not outputs:
         return Step(state, [], Outcome.DUPLICATE, score)
-    decided = route(score, policy.threshold, answer.question.generation, policy.max_generations)
+    decided = route(score, policy.threshold, answer.question.generation, policy.max_generations,
+                    truncated=answer.truncated)
     return Step(new_state, outputs, _OUTCOME[decided], score)
 
 

@@ -33,6 +33,8 @@ class LlmReply:
     latency_ms: float
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None  # as the provider said it ("stop", "length", "MAX_TOKENS")
+    truncated: bool = False  # the provider cut the answer at its output token limit
 
 
 class LlmProvider(Protocol):

@@ -7,6 +7,13 @@ requests queue FIFO, or get 503), a requests-per-minute quota over a sliding win
 with Retry-After, and Gemini's RetryInfo), and random 429/503/timeouts/malformed/400 drawn
 from ``seed`` and a per-request counter. Answers echo the question; quality is not the point.
 ``GET /_stats`` counts what happened; ``POST /_reset`` clears the counts.
+
+Scripted mode replays exact replies, for reply shapes the knobs cannot make (an error object
+inside a 200, a stream, an HTML page, a 503 with an HTTP-date Retry-After):
+``server.script([Scripted(200, body={...}), Scripted(503, {"Retry-After": "5"}, "busy")])``,
+or ``POST /_script`` with a JSON list of ``{"status", "headers", "body", "delay_s"}``. Each
+chat call takes the next reply, whatever its wire format; once the list is used up the
+server answers as its knobs say. A ``str`` body is sent as it is; anything else as JSON.
 """
 
 from __future__ import annotations
@@ -57,6 +64,23 @@ class Knobs:
         if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0:
             msg = "fault rates must lie in [0, 1] and add up to at most 1"
             raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One reply to replay: status, headers, body (``str`` as is, else JSON) and a delay before it."""
+
+    status: int = 200
+    headers: dict[str, str] | None = None
+    body: Any = ""
+    delay_s: float = 0.0
+
+    def response(self) -> Response:
+        text = self.body if isinstance(self.body, str) else json.dumps(self.body)
+        headers = dict(self.headers or {})
+        mimetype = None if "Content-Type" in headers else (
+            "application/json" if not isinstance(self.body, str) else "text/plain")
+        return Response(text, status=self.status, headers=headers, mimetype=mimetype)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -131,6 +155,7 @@ class FakeLlmServer:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._in_flight = self._epoch = 0
+        self._script: collections.deque[Scripted] = collections.deque()
         self._reset()
 
     @property
@@ -163,6 +188,16 @@ class FakeLlmServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def script(self, replies: list[Scripted]) -> FakeLlmServer:
+        """Replay ``replies`` in order, one per chat call, before answering by the knobs again."""
+        with self._cond:
+            self._script = collections.deque(replies)
+        return self
+
+    def _next_scripted(self) -> Scripted | None:
+        with self._cond:
+            return self._script.popleft() if self._script else None
+
     def _reset(self) -> None:
         with self._cond:
             self._epoch += 1  # requests that arrived before a reset go uncounted
@@ -188,6 +223,13 @@ class FakeLlmServer:
         if request.path == "/_reset" and request.method == "POST":
             self._reset()
             return _json({"reset": True})(environ, start_response)
+        if request.path == "/_script" and request.method == "POST":
+            try:
+                entries = [Scripted(**entry) for entry in json.loads(request.get_data(as_text=True))]
+            except (ValueError, TypeError) as exc:
+                return _json({"error": f"a script is a JSON list of replies: {exc}"}, 400)(environ, start_response)
+            self.script(entries)
+            return _json({"scripted": len(entries)})(environ, start_response)
         path = request.path
         is_gemini = path.startswith(GEMINI_PREFIX) and path.endswith(GEMINI_SUFFIX)
         fmt = "gemini" if is_gemini else ROUTES.get(path, "")
@@ -240,6 +282,12 @@ class FakeLlmServer:
     def _handle(self, fmt: str, request: Request, epoch: int) -> Response:
         knobs = self.knobs
         request.get_data()  # read the body even when refusing, so a kept-alive connection stays in sync
+        scripted = self._next_scripted()
+        if scripted is not None:
+            self._count_fault("scripted", epoch)
+            if scripted.delay_s:
+                self._stopping.wait(scripted.delay_s)
+            return scripted.response()
         if knobs.api_key and fmt != "ollama":
             sent = request.headers.get("x-goog-api-key") if fmt == "gemini" else (
                 request.headers.get("Authorization", "").removeprefix("Bearer "))

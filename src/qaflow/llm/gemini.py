@@ -1,4 +1,8 @@
-"""Google Gemini through the REST ``generateContent`` method (API key in a header)."""
+"""Google Gemini through the REST ``generateContent`` method (API key in a header).
+
+A reply is read by :meth:`GeminiClient.parse`; its shapes and their outcomes are listed in
+:mod:`qaflow.llm.replies`. A JSON array or a stream of responses is joined in order.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from typing import Any
 from qaflow.core.errors import PermanentLlmError
 from qaflow.llm.base import LlmRequest
 from qaflow.llm.http import HttpProvider, malformed, token_count
+from qaflow.llm.replies import Parsed, Stream, as_mapping, no_text
 
 logger = logging.getLogger(__name__)
 
 # A candidate that stopped for any other reason carries no usable answer.
 OK_FINISH_REASONS = frozenset({"STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"})
+BLOCK_REASONS = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
 
 
 class GeminiClient(HttpProvider):
@@ -29,21 +35,35 @@ class GeminiClient(HttpProvider):
         }
         return url, payload, {"x-goog-api-key": self.api_key}
 
-    def parse(self, data: Any) -> tuple[str, int | None, int | None]:
-        candidates = data.get("candidates")
-        if not candidates:
-            feedback = data.get("promptFeedback") or {}
-            reason = feedback.get("blockReason")
-            if reason:
-                msg = f"gemini: prompt blocked ({reason})"
-                raise PermanentLlmError(msg)
+    def parse(self, data: Any) -> Parsed:
+        responses = data.chunks if isinstance(data, Stream) else tuple(data) if isinstance(data, list) else (data,)
+        texts: list[str] = []
+        reason: str | None = None
+        usage: Any = {}
+        seen_candidate = False
+        for response in map(as_mapping, responses):
+            candidates = response.get("candidates")
+            usage = response.get("usageMetadata") or usage
+            if not candidates:
+                block = as_mapping(response.get("promptFeedback")).get("blockReason")
+                if block:
+                    msg = f"gemini: prompt blocked ({block}), no candidates"
+                    raise PermanentLlmError(msg)
+                continue
+            seen_candidate = True
+            candidate = as_mapping(candidates[0])
+            reason = candidate.get("finishReason") or reason
+            parts = as_mapping(candidate.get("content")).get("parts") or ()
+            texts.extend(str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought"))
+        if not seen_candidate:
             raise malformed(self.name, "no candidates")
-        candidate = candidates[0]
-        reason = candidate.get("finishReason")
         if reason is not None and reason not in OK_FINISH_REASONS:
-            msg = f"gemini: no answer, finishReason {reason}"
+            cause = "blocked by the safety filters" if reason in BLOCK_REASONS else "stopped"
+            msg = f"gemini: no answer, finishReason {reason} ({cause})"
             raise PermanentLlmError(msg)
-        parts = candidate["content"]["parts"]
-        text = "".join(part.get("text", "") for part in parts if isinstance(part, dict))
-        usage = data.get("usageMetadata") or {}
-        return text, token_count(usage.get("promptTokenCount")), token_count(usage.get("candidatesTokenCount"))
+        text = "".join(texts)
+        if not text.strip():
+            raise no_text(self.name, reason)
+        usage = as_mapping(usage)
+        return Parsed(text, reason, token_count(usage.get("promptTokenCount")),
+                      token_count(usage.get("candidatesTokenCount")))

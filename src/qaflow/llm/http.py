@@ -3,7 +3,10 @@
 Errors map to the retry paths of :mod:`qaflow.core.errors`: 429 is quota (with the
 server's Retry-After, or Gemini's ``google.rpc.RetryInfo``), 5xx/529 and refused
 connections are overload, 408 and client timeouts are timeouts, other 4xx and replies
-without the expected fields are permanent. API keys never reach a message or a log line.
+without the expected fields are permanent. A Retry-After header is kept on every retriable
+error (the retry policy honours it for every class, capped). A 2xx body is classified by
+:mod:`qaflow.llm.replies` (empty, HTML, streamed, an error object inside) before it is read.
+API keys never reach a message or a log line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from qaflow.core.errors import (
 )
 from qaflow.core.settings import LlmSettings
 from qaflow.llm.base import LlmReply, LlmRequest
+from qaflow.llm.replies import Parsed, decode_body, error_in_body
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ def error_for_status(
     if status in OVERLOAD_STATUSES:
         return OverloadedError(message, status=status, retry_after_s=retry_after)
     if status == 408:
-        return LlmTimeoutError(message, status=status)
+        return LlmTimeoutError(message, status=status, retry_after_s=retry_after)
     return PermanentLlmError(message, status=status)
 
 
@@ -131,7 +135,8 @@ class HttpClient:
         return session
 
     def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> tuple[Any, float]:
-        """The decoded JSON reply and the call's latency in ms, or an :class:`LlmError`."""
+        """The decoded JSON reply (or a :class:`~qaflow.llm.replies.Stream` of chunks) and the
+        call's latency in ms, or an :class:`LlmError`."""
         p = self._provider
         started = time.perf_counter()
         try:
@@ -151,10 +156,15 @@ class HttpClient:
             if not 200 <= response.status_code < 300:
                 raise error_for_status(response.status_code, response.headers, response.text,
                                        provider=p, secrets=self._secrets)
+            text = response.content.decode("utf-8", errors="replace")  # JSON is UTF-8 (RFC 8259)
             try:
-                return response.json(), latency_ms
-            except ValueError as exc:
-                raise malformed(p, f"not JSON: {excerpt(response.text, self._secrets)!r}") from exc
+                data = decode_body(text, p)
+            except PermanentLlmError as exc:
+                raise PermanentLlmError(excerpt(str(exc), self._secrets)) from None
+            error = error_in_body(data, p, parse_retry_after(response.headers.get("Retry-After")))
+            if error is not None:
+                raise error
+            return data, latency_ms
 
     def close(self) -> None:
         with self._lock:
@@ -190,20 +200,22 @@ class HttpProvider:
         """URL, JSON body and headers of the call."""
         raise NotImplementedError
 
-    def parse(self, data: Any) -> tuple[str, int | None, int | None]:
-        """Answer text, prompt tokens and completion tokens of a decoded reply."""
+    def parse(self, data: Any) -> Parsed:
+        """Answer text, finish reason and token counts of a decoded reply, or an :class:`LlmError`."""
         raise NotImplementedError
 
     def generate(self, request: LlmRequest) -> LlmReply:
         url, payload, headers = self.build(request)
         data, latency_ms = self._http.post_json(url, payload, headers)
         try:
-            text, prompt_tokens, completion_tokens = self.parse(data)
+            parsed = self.parse(data)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise malformed(self.name, f"{type(exc).__name__}: {exc}") from exc
+        text = parsed.text
         if not isinstance(text, str) or not text.strip():
             raise malformed(self.name, "empty answer")
         logger.debug("%s answered question_id=%s generation=%d delivery=%d in %.0f ms", self.name,
                      request.question_id, request.generation, request.delivery, latency_ms)
         return LlmReply(text=text.strip(), model=self.model, provider=self.name, latency_ms=latency_ms,
-                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+                        prompt_tokens=parsed.prompt_tokens, completion_tokens=parsed.completion_tokens,
+                        finish_reason=parsed.finish_reason, truncated=parsed.truncated)

@@ -1,4 +1,10 @@
-"""The llm stage: a question in; an answer, a retry or a dead letter out."""
+"""The llm stage: a question in; an answer, a retry or a dead letter out.
+
+The reply's text goes through the text policy (:mod:`qaflow.core.text`) before it becomes an
+:class:`AnswerMessage`: control characters and lone surrogates are repaired and an answer
+over ``MAX_ANSWER`` is cut and marked truncated, so no later stage (a Kafka record, a
+PostgreSQL row) meets text it cannot carry. What changed is kept in ``text_changes``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 
 from qaflow.core import topics
-from qaflow.core.errors import LlmError
-from qaflow.core.messages import AnswerMessage, Origin, QuestionMessage, RetryMessage
+from qaflow.core.errors import LlmError, PermanentLlmError
+from qaflow.core.messages import MAX_ANSWER, AnswerMessage, Origin, QuestionMessage, RetryMessage
 from qaflow.core.retry import RetryPolicy, retry_topic
+from qaflow.core.text import repair
 from qaflow.llm.base import LlmProvider, LlmRequest
 from qaflow.llm.prompt import render_prompt, validate_template
 from qaflow.pipeline.outputs import Output, dead_letter
@@ -78,14 +85,25 @@ class AnswerStage:
         self.stats.prompt_tokens += reply.prompt_tokens or 0
         self.stats.completion_tokens += reply.completion_tokens or 0
         self.stats.latency_ms_total += reply.latency_ms
+        text = repair(reply.text, MAX_ANSWER)
+        if text.changed:
+            logger.warning("answer repaired question_id=%s generation=%d: %s", q.question_id, q.generation,
+                           "; ".join(text.changes))
+        if not text.text.strip():
+            exc = PermanentLlmError(f"{reply.provider}: no answer text left after the text policy "
+                                    f"({'; '.join(text.changes)})")
+            return [self.on_error(q, exc, origin)]
         answer = AnswerMessage(
             question=q,
-            answer=reply.text,
+            answer=text.text,
             model=reply.model,
             provider=reply.provider,
             latency_ms=reply.latency_ms,
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens,
+            finish_reason=None if reply.finish_reason is None else str(reply.finish_reason)[:100],
+            truncated=reply.truncated or text.truncated,
+            text_changes=text.changes,
         )
         return [Output.of(topics.ANSWERS, answer, q.question_id)]
 
@@ -109,5 +127,6 @@ class AnswerStage:
                 else f"gave up after {q.delivery} deliveries; last error ({cls.value}): {exc}"
             )
             return dead_letter(reason, "llm", origin, question=q, error_class=cls)
-        retry = RetryMessage(question=q, error_class=cls, error=str(exc)[:2000], not_before=time.time() + delay)
+        retry = RetryMessage(question=q, error_class=cls, error=str(exc)[:2000], not_before=time.time() + delay,
+                             retry_after_s=exc.retry_after_s)
         return Output.of(retry_topic(cls), retry, q.question_id)

@@ -230,6 +230,7 @@ class EmbeddedPipeline:
         if summary.mean_first_score is not None and summary.mean_final_score is not None:
             summary.quality_gain = summary.mean_final_score - summary.mean_first_score
         summary.dead_letters = stats.dead_letters
+        summary.truncated = stats.truncated
         summary.elapsed_s = elapsed
         summary.questions_per_s = summary.questions / elapsed if elapsed > 0 else 0.0
         summary.scorer = dict(self.scorer.identity)

@@ -36,7 +36,8 @@ def decide(
 ) -> tuple[QuestionState | None, list[Output]]:
     """New state and outputs for one scored answer; ``(state, [])`` for a duplicate."""
     q = answer.question
-    attempt = BestAttempt(answer=answer.answer, score=score, generation=q.generation, model=answer.model)
+    attempt = BestAttempt(answer=answer.answer, score=score, generation=q.generation, model=answer.model,
+                          truncated=answer.truncated)
     decision = apply(
         state, attempt, threshold=policy.threshold, max_generations=policy.max_generations, carried_best=q.best
     )
@@ -57,6 +58,8 @@ def decide(
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
         run_id=q.run_id,
+        finish_reason=answer.finish_reason,
+        truncated=answer.truncated,
     )
     out = [Output.of(topics.SCORES, history, q.question_id)]
     if decision.route is Route.REGENERATE:
@@ -86,6 +89,7 @@ def decide(
             model=best.model,
             scorer=scorer,
             submitted_at=q.submitted_at,
+            truncated=best.truncated,
         )
         out.append(Output.of(topics.RESULTS, result, q.question_id))
     return decision.state, out

@@ -26,6 +26,7 @@ class RunSummary:
     cache_hits: int = 0  # answered at once, from the cache or the store
     answered_from: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
+    truncated: int = 0  # results whose stored answer was truncated (never validated)
     skipped_rows: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0

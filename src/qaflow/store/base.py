@@ -32,6 +32,7 @@ class StoreStats:
     mean_score_by_generation: dict[int, float] = field(default_factory=dict)  # over all attempts
     attempts: int = 0
     dead_letters: int = 0
+    truncated: int = 0  # terminal results whose stored answer was truncated
 
 
 class Store(Protocol):

@@ -82,4 +82,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "index results by finish time (dashboard windows)",
         ["CREATE INDEX IF NOT EXISTS results_finished_at ON results (finished_at)"],
     ),
+    (
+        3,
+        "mark truncated answers (cut by the provider's token limit or by MAX_ANSWER)",
+        [
+            "ALTER TABLE results ADD COLUMN truncated BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE attempts ADD COLUMN truncated BOOLEAN NOT NULL DEFAULT FALSE",
+        ],
+    ),
 ]

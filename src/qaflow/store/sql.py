@@ -146,6 +146,7 @@ class SqlStore:
             "finished_at",
             "rank",
             "body",
+            "truncated",
         )
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
         sql = (
@@ -170,13 +171,14 @@ class SqlStore:
                 r.finished_at,
                 rank(r),
                 r.model_dump_json(),
+                r.truncated,
             ),
         )
 
     def _insert_attempt(self, cur: Any, a: ScoreRecord) -> None:
         sql = """INSERT INTO attempts (question_id, generation, answer, score, decision, model, provider, scorer,
-                     llm_latency_ms, prompt_tokens, completion_tokens, run_id, scored_at, body)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     llm_latency_ms, prompt_tokens, completion_tokens, run_id, scored_at, body, truncated)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (question_id, generation) DO NOTHING"""
         cur.execute(
             self._q(sql),
@@ -195,6 +197,7 @@ class SqlStore:
                 a.run_id,
                 a.scored_at,
                 a.model_dump_json(),
+                a.truncated,
             ),
         )
 
@@ -281,6 +284,9 @@ class SqlStore:
             )
         }
         attempts = self._one(f"SELECT COUNT(*) FROM attempts{where}", params)[0]
+        truncated = self._one(
+            f"SELECT COUNT(*) FROM results{where}{' AND' if where else ' WHERE'} truncated", params
+        )[0]
         questions = self._one(f"SELECT COUNT(*) FROM questions{where}", params)[0]
         if run_id is not None and question_ids is None:  # dead_letters has no run_id column
             where = " WHERE question_id IN (SELECT question_id FROM questions WHERE run_id = ?)"
@@ -293,6 +299,7 @@ class SqlStore:
             mean_score_by_generation=by_gen,
             attempts=int(attempts),
             dead_letters=int(dead),
+            truncated=int(truncated),
         )
 
     def attempt_scores(

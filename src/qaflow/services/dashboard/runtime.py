@@ -64,7 +64,7 @@ class DashboardRuntime:
             "refresh_s": self.settings.dashboard_refresh_s,
             "window_minutes": WINDOW_MINUTES,
             "totals": {"questions": stats.questions, "pending": max(0, stats.questions - finished), **by_status,
-                       "dead_letters": stats.dead_letters},
+                       "dead_letters": stats.dead_letters, "truncated": stats.truncated},
             "mean_score": None if stats.mean_score is None else round(stats.mean_score, 4),
             "attempts": {
                 "generations": {str(k): v for k, v in sorted(stats.generations_distribution.items())},
