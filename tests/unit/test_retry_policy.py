@@ -61,3 +61,11 @@ def test_bad_policy_fails_fast() -> None:
         RetryPolicy(max_delivery_attempts=0)
     with pytest.raises(ValueError, match="overload"):
         RetryPolicy(overload_base_s=10, overload_cap_s=1)
+
+
+@given(st.sampled_from([ErrorClass.OVERLOAD, ErrorClass.TIMEOUT]), st.integers(1, 4),
+       st.floats(min_value=0, max_value=10_000, allow_nan=False))
+def test_overload_and_timeout_honour_retry_after_capped_as_quota_is(cls: ErrorClass, delivery: int,
+                                                                    retry_after: float) -> None:
+    # A 503 with "Retry-After: 5" was retried after a jittered 0.32 s on the old main.
+    assert policy.delay(cls, delivery, retry_after_s=retry_after, rng=random.Random(0)) == min(retry_after, 120)

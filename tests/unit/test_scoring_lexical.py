@@ -62,3 +62,27 @@ def test_identity_and_factory() -> None:
     scorer = make_scorer(ScorerSettings(scorer="lexical"))
     assert isinstance(scorer, LexicalScorer)
     assert scorer.identity == {"name": "lexical", "metric": "token-f1", "version": "2", "tokens": "words+chars"}
+
+
+# --- scripts without spaces (issue 9): one token per character, CMRC 2018 mixed segmentation ---
+
+
+def test_a_correct_chinese_answer_does_not_score_zero() -> None:
+    # Whitespace splitting made each sentence one token: 0.0 on the old main (BERTScore: 0.953).
+    reference = "水在海平面上的沸点是100摄氏度。"
+    answer = "在海平面上，水的沸点是100摄氏度。"
+    assert token_f1(answer, reference) > 0.9
+    assert token_f1("我不知道。", reference) < 0.2
+
+
+def test_japanese_and_thai_are_split_per_character_with_marks_kept() -> None:
+    assert normalize("水は100度で沸騰します。") == ["水", "は", "100", "度", "で", "沸", "騰", "し", "ま", "す"]
+    thai = normalize("น้ำเดือด")
+    assert thai[0] == "น\u0e49"  # the tone mark stays on its consonant
+    assert "".join(thai) == "น้ำเดือด"
+    assert token_f1("น้ำเดือดที่ 100 องศา", "น้ำเดือดที่ 100 องศาเซลเซียส") > 0.7
+
+
+def test_mixed_text_keeps_latin_words_whole_and_drops_unicode_punctuation() -> None:
+    assert normalize("Python的列表，“list”！") == ["python", "的", "列", "表", "list"]
+    assert normalize("naïve café") == ["naïve", "café"]

@@ -3,8 +3,9 @@
 Bad rows are data, not crashes: each is skipped with a :class:`Skip` reason and counted in a
 :class:`LoadReport`. Text a backend cannot carry (NUL and other control characters, lone
 surrogates) is repaired by the core text policy (:func:`repair_row`) and the row counted as
-repaired; a row over the message limits is skipped as "too long" (never truncated). Only a malformed *file* (bytes that are not UTF-8, broken CSV quoting,
-a line that is not JSON) stops a load, with a :class:`~qaflow.core.errors.DatasetError`.
+repaired; a row over the message limits, or over the csv module's field limit, is skipped
+as "too long" (never truncated). Only a malformed *file* (bytes that are not UTF-8, broken
+CSV quoting, a line that is not JSON) stops a load, with a :class:`~qaflow.core.errors.DatasetError`.
 """
 
 from __future__ import annotations

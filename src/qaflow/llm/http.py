@@ -134,9 +134,10 @@ class HttpClient:
             self._local.session = session
         return session
 
-    def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> tuple[Any, float]:
-        """The decoded JSON reply (or a :class:`~qaflow.llm.replies.Stream` of chunks) and the
-        call's latency in ms, or an :class:`LlmError`."""
+    def post(self, url: str, payload: Any, headers: Mapping[str, str] | None = None
+             ) -> tuple[int, Mapping[str, str], str, float]:
+        """Status, headers and body (decoded as UTF-8) of the reply, and the call's latency in
+        ms; an :class:`LlmError` when no reply came (timeout, refused connection)."""
         p = self._provider
         started = time.perf_counter()
         try:
@@ -153,18 +154,8 @@ class HttpClient:
             raise PermanentLlmError(msg) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
         with response:
-            if not 200 <= response.status_code < 300:
-                raise error_for_status(response.status_code, response.headers, response.text,
-                                       provider=p, secrets=self._secrets)
             text = response.content.decode("utf-8", errors="replace")  # JSON is UTF-8 (RFC 8259)
-            try:
-                data = decode_body(text, p)
-            except PermanentLlmError as exc:
-                raise PermanentLlmError(excerpt(str(exc), self._secrets)) from None
-            error = error_in_body(data, p, parse_retry_after(response.headers.get("Retry-After")))
-            if error is not None:
-                raise error
-            return data, latency_ms
+            return response.status_code, response.headers, text, latency_ms
 
     def close(self) -> None:
         with self._lock:
@@ -204,16 +195,34 @@ class HttpProvider:
         """Answer text, finish reason and token counts of a decoded reply, or an :class:`LlmError`."""
         raise NotImplementedError
 
-    def generate(self, request: LlmRequest) -> LlmReply:
-        url, payload, headers = self.build(request)
-        data, latency_ms = self._http.post_json(url, payload, headers)
+    def read(self, status: int, headers: Mapping[str, str], body: str) -> Parsed:
+        """A reply, whatever its shape, as an answer or the :class:`LlmError` it stands for.
+
+        Pure: the table of reply shapes in :mod:`qaflow.llm.replies` is tested through it.
+        """
+        secrets = (self.api_key,) if self.api_key else ()
+        if not 200 <= status < 300:
+            raise error_for_status(status, headers, body, provider=self.name, secrets=secrets)
+        try:
+            data = decode_body(body, self.name)
+        except PermanentLlmError as exc:
+            raise PermanentLlmError(excerpt(str(exc), secrets)) from None
+        error = error_in_body(data, self.name, parse_retry_after(headers.get("Retry-After")))
+        if error is not None:
+            raise error
         try:
             parsed = self.parse(data)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise malformed(self.name, f"{type(exc).__name__}: {exc}") from exc
-        text = parsed.text
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(parsed.text, str) or not parsed.text.strip():
             raise malformed(self.name, "empty answer")
+        return parsed
+
+    def generate(self, request: LlmRequest) -> LlmReply:
+        url, payload, headers = self.build(request)
+        status, reply_headers, body, latency_ms = self._http.post(url, payload, headers)
+        parsed = self.read(status, reply_headers, body)
+        text = parsed.text
         logger.debug("%s answered question_id=%s generation=%d delivery=%d in %.0f ms", self.name,
                      request.question_id, request.generation, request.delivery, latency_ms)
         return LlmReply(text=text.strip(), model=self.model, provider=self.name, latency_ms=latency_ms,

@@ -71,4 +71,5 @@ class OpenAiClient(HttpProvider):
                 raise no_text(self.name, finish, detail)
             raise no_text(self.name, finish)
         usage = as_mapping(usage)
-        return Parsed(text, finish, token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens")))
+        return Parsed(text, finish, token_count(usage.get("prompt_tokens")),
+                      token_count(usage.get("completion_tokens")))

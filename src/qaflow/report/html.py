@@ -109,7 +109,8 @@ text-align: left; font-size: 0.9rem; }}
 </style></head><body>
 <h1>qaflow run <code>{html.escape(summary.run_id)}</code></h1>
 <p>{summary.unique_questions} questions: {summary.validated} validated, {summary.exhausted} exhausted,
-{summary.failed} failed; {summary.truncated} stored answers truncated. {summary.llm_calls} LLM calls ({summary.regeneration_calls} for regeneration,
+{summary.failed} failed; {summary.truncated} stored answers truncated.
+{summary.llm_calls} LLM calls ({summary.regeneration_calls} for regeneration,
 {summary.retry_calls} retries). Mean score {_fmt(summary.mean_first_score)} for first answers,
 {_fmt(summary.mean_final_score)} for stored answers.</p>
 {imgs}

@@ -10,7 +10,7 @@ English articles, split on whitespace. Tokens are matched as multisets. Two devi
   marks kept with it (a Thai vowel or tone mark stays on its consonant). This is the
   "mixed segmentation" of the CMRC 2018 evaluation script (Cui et al., 2019), used for
   Chinese reading-comprehension F1; it needs no dictionary and treats every such script
-  the same. Unicode punctuation (general category P, e.g. "，" and "。") is dropped like
+  the same. Unicode punctuation (general category P, e.g. U+FF0C and U+3002) is dropped like
   ASCII punctuation. Runs of other letters and digits stay whole words, so English scores
   are unchanged. It is a character overlap, not word segmentation: a Thai or Chinese
   answer that shares many characters with the reference scores high even if its words

@@ -1,4 +1,10 @@
-"""SQL shared by the SQLite and PostgreSQL stores; subclasses supply a dialect and connections."""
+"""SQL shared by the SQLite and PostgreSQL stores; subclasses supply a dialect and connections.
+
+Both stores apply the core text policy (:mod:`qaflow.core.text`) to every message before it
+is written, so a NUL or a lone surrogate that reached a message built in process (not
+decoded from the bus, where the policy already ran) is repaired the same way in SQLite and
+PostgreSQL instead of being refused by one of them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from qaflow.core.messages import DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
+from qaflow.core.text import clean_tree
 from qaflow.store.base import StoreStats, WriteBatch
 from qaflow.store.migrations import MIGRATIONS
 
@@ -27,6 +36,18 @@ class Dialect:
     json: str
     float: str
     serial: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def repaired(message: M) -> M:
+    """``message`` with the text policy applied to every string it holds (itself if none changed)."""
+    data, changed = clean_tree(message.model_dump())
+    if not changed:
+        return message
+    logger.warning("text policy repaired %d strings in a %s before storing it", changed, type(message).__name__)
+    return type(message).model_validate(data)
 
 
 def rank(result: ResultMessage) -> float:
@@ -87,7 +108,7 @@ class SqlStore:
                  ON CONFLICT (question_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
                  WHERE questions.enqueued_at < ?
                    AND NOT EXISTS (SELECT 1 FROM results r WHERE r.question_id = questions.question_id)"""
-        q = question
+        q = repaired(question)
         with self.transaction() as conn:
             cur = conn.cursor()
             cur.execute(
@@ -123,11 +144,11 @@ class SqlStore:
         with self.transaction() as conn:
             cur = conn.cursor()
             for r in batch.results:
-                self._upsert_result(cur, r)
+                self._upsert_result(cur, repaired(r))
             for a in batch.attempts:
-                self._insert_attempt(cur, a)
+                self._insert_attempt(cur, repaired(a))
             for d in batch.dead_letters:
-                self._insert_dead_letter(cur, d)
+                self._insert_dead_letter(cur, repaired(d))
 
     def _upsert_result(self, cur: Any, r: ResultMessage) -> None:
         cols = (
