@@ -53,14 +53,15 @@ def make_app(store_url: str) -> Iterator[Callable[..., Flask]]:
 
 
 def result(i: int, status: Status, score: float | None, generations: int, latency_s: float, ago_s: float,
-           delivery: int = 1) -> ResultMessage:
+           delivery: int = 1, truncated: bool = False) -> ResultMessage:
     now = time.time()
     title = f"dashboard question {i}"
     fields: dict[str, Any] = {"answer": "an answer", "score": score, "best_generation": generations}
     if status is Status.FAILED:
         fields = {"error": "permanent LLM error", "score": score, "answer": "an answer" if score else None}
     return ResultMessage(question_id=question_id(title), status=status, title=title, generations=generations,
-                         delivery=delivery, submitted_at=now - ago_s - latency_s, finished_at=now - ago_s, **fields)
+                         delivery=delivery, submitted_at=now - ago_s - latency_s, finished_at=now - ago_s,
+                         truncated=truncated, **fields)
 
 
 def test_an_empty_store_is_an_empty_page(make_app: Callable[..., Flask]) -> None:
@@ -72,7 +73,7 @@ def test_an_empty_store_is_an_empty_page(make_app: Callable[..., Flask]) -> None
     assert not re.search(r"""(src|href)=["']https?://""", html), "no external assets"
     s = client.get("/api/summary").get_json()
     assert s["totals"] == {"questions": 0, "pending": 0, "validated": 0, "exhausted": 0, "failed": 0,
-                           "dead_letters": 0}
+                           "dead_letters": 0, "truncated": 0}
     assert s["mean_score"] is None and s["latency_s"]["p50"] is None
     assert sum(b["count"] for b in s["scores"]) == 0
     assert len(s["throughput"]["per_minute"]) == 60 and s["throughput"]["last_5_min_per_minute"] == 0
@@ -85,7 +86,7 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
     results = [
         result(0, Status.VALIDATED, 0.91, 1, latency_s=2.0, ago_s=30),
         result(1, Status.VALIDATED, 0.83, 2, latency_s=4.0, ago_s=90),
-        result(2, Status.EXHAUSTED, 0.42, 3, latency_s=10.0, ago_s=150, delivery=3),
+        result(2, Status.EXHAUSTED, 0.42, 3, latency_s=10.0, ago_s=150, delivery=3, truncated=True),
         result(3, Status.FAILED, None, 0, latency_s=1.0, ago_s=3 * 3600),  # outside the window
         result(4, Status.VALIDATED, 1.0, 1, latency_s=1.0, ago_s=45),
     ]
@@ -100,7 +101,7 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
     client = make_app().test_client()
     s = client.get("/api/summary").get_json()
     assert s["totals"] == {"questions": 7, "pending": 2, "validated": 3, "exhausted": 1, "failed": 1,
-                           "dead_letters": 1}
+                           "dead_letters": 1, "truncated": 1}
     assert s["mean_score"] == pytest.approx((0.91 + 0.83 + 0.42 + 1.0) / 4, abs=1e-4)
     assert sum(p["results"] for p in s["throughput"]["per_minute"]) == 4
     assert s["throughput"]["last_5_min_per_minute"] == pytest.approx(4 / 5)
@@ -113,6 +114,7 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
     assert s["loop"] == {"scored_answers": 7, "regeneration_calls": 3, "retry_calls": 2}
     page = client.get("/").get_data(as_text=True)
     assert re.search(r'data-k="totals.validated"[^>]*>3<', page), "figures are rendered on the server too"
+    assert re.search(r'data-k="totals.truncated"[^>]*>1<', page), "truncated answers are shown"
 
 
 def test_the_summary_is_memoised_briefly(store: Store, make_app: Callable[..., Flask]) -> None:
