@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from qaflow.core.ids import question_id
 from qaflow.core.messages import MAX_ANSWER, AnswerMessage, QuestionMessage, decode
-from qaflow.core.text import REPLACEMENT, clean, clean_tree, repair
+from qaflow.core.text import REPLACEMENT, clean, clean_tree, json_may_need_repair, repair
 
 LONE = "\ud800"
 
@@ -99,3 +99,14 @@ def test_answer_message_new_fields_are_optional(field: str) -> None:
     plain = AnswerMessage(question=q, answer="a", model="m", provider="p", latency_ms=0.0)
     assert field in json.loads(plain.encode())
     assert decode(AnswerMessage, plain.encode()) == plain
+
+
+@given(st.dictionaries(st.text(max_size=5), st.text()), st.booleans())
+def test_the_fast_json_pre_check_never_misses_a_repair(data: dict[str, str], ascii_only: bool) -> None:
+    try:
+        raw = json.dumps(data, ensure_ascii=ascii_only)
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a raw lone surrogate cannot be sent as UTF-8 bytes at all
+    if not json_may_need_repair(raw) or not json_may_need_repair(raw.encode("utf-8")):
+        assert clean_tree(json.loads(raw)) == (data, 0)

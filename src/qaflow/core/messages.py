@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from qaflow.core.errors import ErrorClass, InvalidMessageError
 from qaflow.core.ids import ID_LENGTH, question_id
-from qaflow.core.text import clean_tree
+from qaflow.core.text import clean_tree, json_may_need_repair
 
 logger = logging.getLogger(__name__)
 
@@ -270,9 +270,10 @@ def decode(schema: type[M], raw: bytes | str) -> M:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         msg = f"not valid UTF-8 JSON: {exc}"
         raise InvalidMessageError(msg) from exc
-    data, repaired = clean_tree(data)
-    if repaired:
-        logger.warning("text policy repaired %d strings in a %s record", repaired, schema.__name__)
+    if json_may_need_repair(raw):
+        data, repaired = clean_tree(data)
+        if repaired:
+            logger.warning("text policy repaired %d strings in a %s record", repaired, schema.__name__)
     if not isinstance(data, dict):
         msg = f"expected a JSON object, got {type(data).__name__}"
         raise InvalidMessageError(msg)

@@ -27,7 +27,9 @@ from typing import Any
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SUSPECT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# The same control characters as bytes: a fast test (encode + bytes.translate run in C, about
+# ten times faster than a regex search over str), so clean text costs little on every decode.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,11 @@ def _control(match: re.Match[str]) -> str:
 
 def needs_repair(text: str) -> bool:
     """True if ``text`` holds a lone surrogate or a control character the policy removes."""
-    return _SUSPECT.search(text) is not None
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True  # a lone surrogate
+    return len(data.translate(None, _CONTROL_BYTES)) != len(data)
 
 
 def clean(text: str) -> str:
@@ -76,6 +82,21 @@ def repair(text: str, max_chars: int | None = None) -> Repaired:
         changes.append(f"truncated {len(text)} to {max_chars} characters")
         text = text[:max_chars]
     return Repaired(text, tuple(changes), truncated)
+
+
+# What a control character or a lone surrogate looks like inside JSON text: an escape
+# (``\u0000``-``\u001f``, ``\b``, ``\f``, ``\u007f``, ``\ud800``-``\udfff``) or a raw DEL.
+# Valid JSON holds no other raw control characters, and valid UTF-8 no raw surrogates.
+_JSON_SUSPECTS = ("\\u", "\\b", "\\f", "\x7f")
+_JSON_SUSPECTS_BYTES = tuple(s.encode("ascii") for s in _JSON_SUSPECTS)
+
+
+def json_may_need_repair(raw: bytes | str) -> bool:
+    """False when JSON text surely decodes to strings the policy leaves alone (a fast pre-check;
+    True may be a false alarm, e.g. an escaped "é", and then :func:`clean_tree` decides)."""
+    if isinstance(raw, bytes | bytearray):
+        return any(s in raw for s in _JSON_SUSPECTS_BYTES)
+    return any(s in raw for s in _JSON_SUSPECTS)
 
 
 def clean_tree(value: Any) -> tuple[Any, int]:
