@@ -69,6 +69,7 @@ def test_lone_surrogate_row_nul_answer_and_over_long_answer_end_in_terminal_stat
     # truncated, and (one generation allowed) ends exhausted: a truncated answer is never validated
     assert (summary["validated"], summary["exhausted"], summary["failed"]) == (2, 1, 0)
     assert summary["truncated"] == 1
+    assert summary["repaired_rows"] == 1  # the lone surrogate row
     assert statuses(db) == {"validated": 2, "exhausted": 1}
     with sqlite3.connect(db) as conn:
         answers = [a for (a,) in conn.execute("SELECT answer FROM results")]

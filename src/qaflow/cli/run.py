@@ -149,6 +149,7 @@ def run(
             summary = pipeline.run(data, total=limit)
             bar.update(task, total=summary.questions, completed=summary.questions)
             summary.skipped_rows = dict(data.report.skipped) if hasattr(data.report, "skipped") else {}
+            summary.repaired_rows = getattr(data.report, "repaired", 0)
             if report_path:
                 from qaflow.report.html import write_report
 
@@ -195,6 +196,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
     ]
     if s.skipped_rows:
         rows.append(("skipped rows", s.skipped_rows))
+    if s.repaired_rows:
+        rows.append(("repaired rows", f"{s.repaired_rows} (control characters, lone surrogates)"))
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)

@@ -28,6 +28,7 @@ class RunSummary:
     dead_letters: int = 0
     truncated: int = 0  # results whose stored answer was truncated (never validated)
     skipped_rows: dict[str, int] = field(default_factory=dict)
+    repaired_rows: int = 0  # data-set rows whose text the text policy repaired (qaflow.core.text)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     elapsed_s: float = 0.0
