@@ -102,8 +102,6 @@ def decode_body(text: str, provider: str) -> Any:
 
 
 def _error_of(data: Any) -> Any:
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
     return data.get("error") if isinstance(data, dict) else None
 
 
@@ -113,7 +111,7 @@ def error_in_body(data: Any, provider: str, retry_after_s: float | None = None) 
     The error's ``code`` (a number or Google's status name) or ``type`` picks the class, so
     a proxy that says 429 in the body takes the quota path like a real 429.
     """
-    chunks = data.chunks if isinstance(data, Stream) else (data,)
+    chunks = data.chunks if isinstance(data, Stream) else tuple(data) if isinstance(data, list) else (data,)
     for chunk in chunks:
         error = _error_of(chunk)
         if not error:
