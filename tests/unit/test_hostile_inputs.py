@@ -189,3 +189,13 @@ def test_inspect_counts_a_huge_csv_field(tmp_path: Path, fmt: str) -> None:
     result = CliRunner().invoke(dataset_cli, ["inspect", "--format", fmt, str(path)])
     assert result.exit_code == 0, result.output
     assert "too long" in result.output
+
+
+def test_a_huge_field_over_two_lines_costs_its_row_not_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "multiline.csv"
+    path.write_text(f'"1","first","","a"\n"2","huge","{"x" * (CSV_LIMIT + 1)}\nmore text","b"\n"3","third","","c"\n',
+                    encoding="utf-8")
+    data = open_dataset(path, fmt="zhang")
+    assert [q.title for q in data] == ["first", "third"]
+    assert data.report.skipped["too long"] == 1
+    assert data.report.skipped_total == 2  # the field's second line is a short row of its own
