@@ -123,6 +123,23 @@ def test_a_sustained_quota_cuts_quickly_down_to_the_floor(share: float, seed: in
     assert aimd.decreases == 2 and aimd.quota_events >= 2
 
 
+def test_a_quota_spent_after_a_run_of_answers_is_judged_within_ten_429s() -> None:
+    """The window holds the last 20 calls, not every answer of the last 10 s: 300 answers in
+    2 s, then a spent quota answers at once; half of the last 20 are 429s after 10 of them."""
+    clock = FakeClock()
+    aimd = AimdLimiter(16, clock=clock)
+    for _ in range(300):
+        clock.t += 2 / 300
+        aimd.on_success(clock.t - 0.2)
+    rejected = 0
+    while aimd.quota_events == 0:
+        clock.t += 0.001
+        rejected += 1
+        aimd.on_quota(clock.t - 0.001, retry_after_s=7.5)
+    assert rejected == 10
+    assert aimd.limit == 8 and aimd.paused_for() == pytest.approx(7.5)
+
+
 def test_a_quota_pauses_new_calls_for_the_longest_retry_after_but_a_lone_429_does_not() -> None:
     clock = FakeClock()
     aimd = AimdLimiter(16, min_calls=4, clock=clock)

@@ -5,8 +5,8 @@ The llm-worker starts at its full concurrency. :class:`~qaflow.pipeline.worker.C
 reads :attr:`AimdLimiter.limit` before it polls, so the limit caps the calls in flight.
 
 **Decrease.** Every finished call is recorded in a :class:`~qaflow.services.limits.window.QuotaWindow`
-(the calls that ended in the last ``window_s`` seconds). When at least ``min_calls`` of them
-are there and at least ``quota_share`` of them were answered 429, the provider is enforcing a
+(the last ``window_calls`` calls that ended in the last ``window_s`` seconds). When at least
+``min_calls`` of them are there and at least ``quota_share`` of them were answered 429, the provider is enforcing a
 quota: the limit halves once, the window starts afresh, and new calls pause for the longest
 Retry-After in it. A scattered 429 from an overloaded provider (10% of calls, say) leaves the
 share far under one half and changes nothing; that call alone waits its Retry-After, on the
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 FLOOR_SHARE = 0.25  # of max_limit: two halvings; see the module docstring
 WINDOW_S = 10.0
+WINDOW_CALLS = 20
 MIN_CALLS = 8
 QUOTA_SHARE = 0.5
 
@@ -60,6 +61,7 @@ class AimdLimiter:
         floor_share: float = FLOOR_SHARE,
         recover_after_s: float = 5.0,
         window_s: float = WINDOW_S,
+        window_calls: int = WINDOW_CALLS,
         min_calls: int = MIN_CALLS,
         quota_share: float = QUOTA_SHARE,
         clock: Callable[[], float] = time.monotonic,
@@ -77,7 +79,7 @@ class AimdLimiter:
         self.min_limit = max(min_limit, min(max_limit, math.ceil(floor_share * max_limit)))  # the floor
         self.recover_after_s = recover_after_s
         self.clock = clock
-        self.window = QuotaWindow(window_s, min_calls, quota_share)
+        self.window = QuotaWindow(window_s, max(window_calls, min_calls), min_calls, quota_share)
         self._limit = max_limit
         self._last_change = clock()  # latest decrease or increase
         self._last_decrease = float("-inf")

@@ -7,9 +7,13 @@ two apart, the share over a window can: with 10% random 429s, a window of ``n`` 
 happens by chance with p = 0.005, half of 16 with p < 1e-4; a spent quota answers nearly
 all of them 429 (p ~ 1).
 
-:class:`QuotaWindow` keeps the outcomes of the calls that ended in the last ``window_s``
-seconds (on any clock, in seconds), and says whether they look like a quota: at least
-``min_calls`` of them, and at least ``quota_share`` answered 429. Pure: no clock of its own,
+:class:`QuotaWindow` keeps the outcomes of the last ``max_calls`` calls that ended in the
+last ``window_s`` seconds (on any clock, in seconds), and says whether they look like a
+quota: at least ``min_calls`` of them, and at least ``quota_share`` answered 429. The count
+bound matters when a quota is spent after a run of answers: a 10 s window may hold hundreds
+of them, and the 429s would have to outnumber them all; the last 20 calls turn within 10
+429s (a quota's 429s come back at once). With 20 calls, half of them 429 by chance at 10%
+has p < 1e-5. Pure: no clock of its own,
 no threads (the caller holds the lock).
 """
 
@@ -27,17 +31,19 @@ class Outcome:
 
 
 class QuotaWindow:
-    def __init__(self, window_s: float = 10.0, min_calls: int = 8, quota_share: float = 0.5) -> None:
+    def __init__(self, window_s: float = 10.0, max_calls: int = 20, min_calls: int = 8,
+                 quota_share: float = 0.5) -> None:
         if window_s <= 0:
             msg = f"window_s must be > 0, got {window_s}"
             raise ValueError(msg)
-        if min_calls < 1:
-            msg = f"min_calls must be >= 1, got {min_calls}"
+        if not 1 <= min_calls <= max_calls:
+            msg = f"need 1 <= min_calls ({min_calls}) <= max_calls ({max_calls})"
             raise ValueError(msg)
         if not 0 < quota_share <= 1:
             msg = f"quota_share must lie in (0, 1], got {quota_share}"
             raise ValueError(msg)
         self.window_s = window_s
+        self.max_calls = max_calls
         self.min_calls = min_calls
         self.quota_share = quota_share
         self._outcomes: deque[Outcome] = deque()
@@ -46,6 +52,8 @@ class QuotaWindow:
     def add(self, outcome: Outcome) -> None:
         self._outcomes.append(outcome)
         self._quota += outcome.quota
+        while len(self._outcomes) > self.max_calls:
+            self._quota -= self._outcomes.popleft().quota
         self.expire(outcome.at)
 
     def expire(self, now: float) -> None:

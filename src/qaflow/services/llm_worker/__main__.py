@@ -31,6 +31,7 @@ def main() -> int:
         floor_share=s.aimd_floor_share,
         recover_after_s=s.aimd_recover_after_s,
         window_s=s.aimd_window_s,
+        window_calls=s.aimd_window_calls,
         min_calls=s.aimd_min_calls,
         quota_share=s.aimd_quota_share,
     )
