@@ -130,6 +130,8 @@ def run_scenario(name: str, args: argparse.Namespace, backends: Backends, logs: 
             samples.append((time.monotonic() - t0, int(s["by_status"].get("200", 0)), done))
             if done >= questions or samples[-1][0] > max_s:
                 break
+            if len(samples) % 40 == 0:  # every 10 s
+                print(f"  {name}: {done}/{questions} replies after {samples[-1][0]:.0f} s", flush=True)
             time.sleep(0.25)
         final = fake.stats()
     finally:

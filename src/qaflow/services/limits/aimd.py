@@ -22,9 +22,9 @@ of a quarter, two halvings, the worker keeps at least 25% of its concurrency. Un
 quota the floor is no danger: when the limit is at the floor, each window judged a quota
 still pauses new calls for its Retry-After, so the rate falls to what the provider allows.
 The benchmark (bench/llm_worker.py, docs/services.md) shows both: under 10% 429s, 10% 503s
-and 10% timeouts no decrease at all, and against a quota of R per minute with no
-QAFLOW_RPM_LIMIT, a rate near R with few 429s. (The right tool for a known quota is
-QAFLOW_RPM_LIMIT; AIMD is the safety net.)
+and 10% timeouts no decrease at all (the old limiter averaged 3 of 16), and against a quota
+of R per minute with no QAFLOW_RPM_LIMIT, 85% of R with 4% of calls answered 429. (The
+right tool for a known quota is QAFLOW_RPM_LIMIT: 99% of R, 1% 429s; AIMD is the net.)
 
 **Increase.** Every ``recover_after_s`` without a decrease adds one, up to the maximum; the
 limit grows back even while the worker is idle.
