@@ -13,6 +13,10 @@ share far under one half and changes nothing; that call alone waits its Retry-Af
 retry topic. (The old limiter halved and paused on each 429: under 10% 429s it cut 46 times,
 40 of them down to 1; issue 10.)
 
+Once a window has been judged a quota, the provider has shown it enforces one: for the next
+``window_s`` every 429 is taken at its word and pauses new calls for its Retry-After, as the
+old limiter did for each, so the bursts after each pause cost one 429, not ten.
+
 Only calls *started* after the latest decrease are recorded: a call sent under the old limit
 says nothing about the new one (as TCP halves at most once per window of data, RFC 6582).
 
@@ -84,6 +88,7 @@ class AimdLimiter:
         self._last_change = clock()  # latest decrease or increase
         self._last_decrease = float("-inf")
         self._paused_until = float("-inf")
+        self._quota_until = float("-inf")  # a quota was judged: each 429 pauses until then
         self._cond = threading.Condition()
         self.decreases = 0  # times the limit went down
         self.quota_events = 0  # windows judged a quota (at the floor these only pause)
@@ -127,6 +132,8 @@ class AimdLimiter:
         with self._cond:
             now = self.clock()
             self._maybe_increase(now)
+            if quota and retry_after_s is not None and retry_after_s > 0 and now < self._quota_until:
+                self._paused_until = max(self._paused_until, now + retry_after_s)  # a known quota
             if started_at is not None and started_at < self._last_decrease:
                 return False  # sent under the old limit: nothing new
             self.window.add(Outcome(now, quota, retry_after_s))
@@ -135,6 +142,7 @@ class AimdLimiter:
             share, calls, pause = self.window.share, len(self.window), self.window.retry_after_s()
             self.window.clear()
             self.quota_events += 1
+            self._quota_until = now + self.window.window_s
             if pause is not None and pause > 0:
                 self._paused_until = max(self._paused_until, now + pause)
                 self._cond.notify_all()
