@@ -4,14 +4,15 @@ driven by the share of 429s over a window rather than by each one.
 The llm-worker starts at its full concurrency. :class:`~qaflow.pipeline.worker.ConcurrentWorker`
 reads :attr:`AimdLimiter.limit` before it polls, so the limit caps the calls in flight.
 
-**Decrease.** Every finished call is recorded in a :class:`~qaflow.services.limits.window.QuotaWindow`
-(the last ``window_calls`` calls that ended in the last ``window_s`` seconds). When at least
-``min_calls`` of them are there and at least ``quota_share`` of them were answered 429, the provider is enforcing a
-quota: the limit halves once, the window starts afresh, and new calls pause for the longest
-Retry-After in it. A scattered 429 from an overloaded provider (10% of calls, say) leaves the
-share far under one half and changes nothing; that call alone waits its Retry-After, on the
-retry topic. (The old limiter halved and paused on each 429: under 10% 429s it cut 46 times,
-40 of them down to 1; issue 10.)
+**Decrease.** Every finished call is recorded in a
+:class:`~qaflow.services.limits.window.QuotaWindow` (the last ``window_calls`` calls that
+ended in the last ``window_s`` seconds). When at least ``min_calls`` of them are there and
+at least ``quota_share`` of them were answered 429, the provider is enforcing a quota: the
+limit halves once, the window starts afresh, and new calls pause for the longest
+Retry-After in it. A scattered 429 from an overloaded provider (10% of calls, say) leaves
+the share far under one half and changes nothing; that call alone waits its Retry-After, on
+the retry topic. (The old limiter halved and paused on each 429: under 10% 429s it cut 46
+times, 40 of them down to 1; issue 10.)
 
 Once a window has been judged a quota, the provider has shown it enforces one: for the next
 ``window_s`` every 429 is taken at its word and pauses new calls for its Retry-After, as the
@@ -20,21 +21,22 @@ old limiter did for each, so the bursts after each pause cost one 429, not ten.
 Only calls *started* after the latest decrease are recorded: a call sent under the old limit
 says nothing about the new one (as TCP halves at most once per window of data, RFC 6582).
 
-**Floor.** The limit never drops below ``floor = max(min_limit, ceil(floor_share x max_limit))``.
-Noise should never reach it (see above); it bounds what a misjudgement can cost: at a floor
-of a quarter, two halvings, the worker keeps at least 25% of its concurrency. Under a real
-quota the floor is no danger: when the limit is at the floor, each window judged a quota
-still pauses new calls for its Retry-After, so the rate falls to what the provider allows.
-The benchmark (bench/llm_worker.py, docs/services.md) shows both: under 10% 429s, 10% 503s
-and 10% timeouts no decrease at all (the old limiter averaged 3 of 16), and against a quota
-of R per minute with no QAFLOW_RPM_LIMIT, 85% of R with 4% of calls answered 429. (The
-right tool for a known quota is QAFLOW_RPM_LIMIT: 99% of R, 1% 429s; AIMD is the net.)
+**Floor.** The limit never drops below ``floor = max(min_limit, ceil(floor_share x max_limit))``,
+a quarter (two halvings) by default. Why a quarter, from the benchmark (bench/llm_worker.py,
+docs/services.md): its quota of R = 1200 calls a minute at L = 0.2 s a call needs R x L = 4
+calls in flight, a quarter of the worker's 16, so AIMD alone can get there (81-85% of R without
+QAFLOW_RPM_LIMIT, in three runs); a floor of a half would leave it all to the pauses. Lower buys nothing:
+at the floor each window judged a quota still pauses new calls for its Retry-After, so the
+rate still falls to what the provider allows. And noise does not reach it: under 10% 429s,
+10% 503s and 10% timeouts the benchmark saw no decrease at all (the old limiter averaged 3
+of 16), so the floor only bounds a rare false alarm to 75% of the concurrency. The right
+tool for a known quota is QAFLOW_RPM_LIMIT (94-99% of R, at most 1% 429s); AIMD is the net.
 
 **Increase.** Every ``recover_after_s`` without a decrease adds one, up to the maximum; the
 limit grows back even while the worker is idle.
 
-A 429 whose Retry-After :meth:`pause` is given explicitly, and a pause from a judged quota,
-hold every new call in :meth:`wait_until_open`; calls already sent carry on.
+A pause (a judged quota, a 429 soon after one, or an explicit :meth:`pause`) holds every new
+call in :meth:`wait_until_open`; calls already sent carry on.
 """
 
 from __future__ import annotations
