@@ -255,7 +255,7 @@ class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSet
 
     rpm_limit: int = Field(0, ge=0, description="Requests per minute for all replicas together (shared through Redis); 0 = no limit.")
     aimd_min_concurrency: int = Field(1, ge=1, description="Concurrency never drops below this on 429s.")
-    aimd_recover_after_s: float = Field(5.0, gt=0, description="Quiet time without 429s before concurrency grows again.")
+    aimd_recover_after_s: float = Field(5.0, gt=0, description="Time without a decrease before concurrency grows by one.")
     aimd_floor_share: float = Field(0.25, ge=0, le=1, description="Concurrency never drops below this share of QAFLOW_LLM_CONCURRENCY on 429s.")
     aimd_window_s: float = Field(10.0, gt=0, le=600, description="Sliding window over which the share of calls answered 429 is measured.")
     aimd_window_calls: int = Field(20, ge=1, le=10_000, description="Most recent calls the window holds at most.")
