@@ -139,7 +139,9 @@ def test_llm_worker_answers_each_question_once_and_drains_on_sigterm(harness: Ha
     assert by_topic[topics.RETRY_QUOTA] == stats["by_status"].get("429", 0) == quota > 0
     assert by_topic[topics.RETRY_OVERLOAD] == stats["by_status"].get("503", 0)
     assert calls == 40 and limit_max == 8
-    assert pauses >= 1  # a 429 with Retry-After held the next calls back
+    # 15% scattered 429s (never half of the AIMD window) are noise, not a quota: no call was
+    # held back for everyone, each 429 waits its own Retry-After on qa.retry.quota (issue 10).
+    assert pauses == 0
     assert stats["max_concurrent"] <= 8
     for r in out:
         if r.topic == topics.RETRY_QUOTA:

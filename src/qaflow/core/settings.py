@@ -255,7 +255,19 @@ class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSet
 
     rpm_limit: int = Field(0, ge=0, description="Requests per minute for all replicas together (shared through Redis); 0 = no limit.")
     aimd_min_concurrency: int = Field(1, ge=1, description="Concurrency never drops below this on 429s.")
-    aimd_recover_after_s: float = Field(5.0, gt=0, description="Quiet time without 429s before concurrency grows again.")
+    aimd_recover_after_s: float = Field(5.0, gt=0, description="Time without a decrease before concurrency grows by one.")
+    aimd_floor_share: float = Field(0.25, ge=0, le=1, description="Concurrency never drops below this share of QAFLOW_LLM_CONCURRENCY on 429s.")
+    aimd_window_s: float = Field(10.0, gt=0, le=600, description="Sliding window over which the share of calls answered 429 is measured.")
+    aimd_window_calls: int = Field(20, ge=1, le=10_000, description="Most recent calls the window holds at most.")
+    aimd_min_calls: int = Field(8, ge=1, le=10_000, description="Calls the window must hold before its share of 429s is judged (at most QAFLOW_AIMD_WINDOW_CALLS).")
+    aimd_quota_share: float = Field(0.5, gt=0, le=1, description="Share of 429s in the window taken as a quota: halve concurrency, pause for Retry-After.")
+
+    @model_validator(mode="after")
+    def _aimd_window(self) -> LlmWorkerSettings:
+        if self.aimd_min_calls > self.aimd_window_calls:
+            msg = "QAFLOW_AIMD_MIN_CALLS must not exceed QAFLOW_AIMD_WINDOW_CALLS"
+            raise ValueError(msg)
+        return self
 
 
 @register

@@ -1,10 +1,10 @@
 """An LLM provider wrapped in the llm-worker's limits, so the answer stage stays unchanged.
 
 Before a call: wait while a Retry-After pause holds, then for a slot of the shared
-requests-per-minute quota. After it: a 429 feeds the AIMD limiter (and its Retry-After
-pauses new calls); a success lets the limit grow back. The error itself is re-raised
-untouched, so the answer stage routes it to its retry topic as before. Every outcome is
-reported to a :class:`CallObserver` (the service's Prometheus metrics).
+requests-per-minute quota. After it: every outcome feeds the AIMD limiter, which judges
+the share of 429s (a quota cuts the limit and pauses new calls for its Retry-After). The
+error itself is re-raised untouched, so the answer stage routes it to its retry topic as
+before. Every outcome is reported to a :class:`CallObserver` (the service's Prometheus metrics).
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class LimitedProvider:
             if isinstance(exc, QuotaExceededError) and self.aimd is not None:
                 pause = None if exc.retry_after_s is None else min(exc.retry_after_s, self.retry_after_cap_s)
                 self.aimd.on_quota(started, pause)
+            elif self.aimd is not None:
+                self.aimd.on_error(started)
             self.observer.call_finished("error", exc.error_class.value, seconds, None)
             raise
         except Exception:
@@ -87,6 +89,6 @@ class LimitedProvider:
             raise
         seconds = clock() - started
         if self.aimd is not None:
-            self.aimd.on_success()
+            self.aimd.on_success(started)
         self.observer.call_finished("ok", "", seconds, reply)
         return reply

@@ -28,7 +28,12 @@ def main() -> int:
     aimd = AimdLimiter(
         s.llm_concurrency,
         min_limit=min(s.aimd_min_concurrency, s.llm_concurrency),
+        floor_share=s.aimd_floor_share,
         recover_after_s=s.aimd_recover_after_s,
+        window_s=s.aimd_window_s,
+        window_calls=s.aimd_window_calls,
+        min_calls=s.aimd_min_calls,
+        quota_share=s.aimd_quota_share,
     )
     rpm = open_rpm_limiter(s.rpm_limit, s.cache_url, s.llm_provider, s.model)
     provider = LimitedProvider(
@@ -36,6 +41,8 @@ def main() -> int:
     )
     metrics.CONCURRENCY_LIMIT.set_function(lambda: aimd.limit)
     metrics.CONCURRENCY_MAX.set(s.llm_concurrency)
+    metrics.QUOTA_SHARE.set_function(lambda: aimd.quota_share)
+    metrics.QUOTA_EVENTS.set_function(lambda: aimd.quota_events)
     metrics.RPM_LIMIT.set(s.rpm_limit)
     policy = RetryPolicy.from_settings(s)
     stage = AnswerStage(provider, policy, language=s.llm_language, prompt_template=s.llm_prompt_template)
@@ -52,7 +59,7 @@ def main() -> int:
     probes.details = {"service": NAME, "provider": s.llm_provider, "model": s.model}
     provider.start()
     logger.info(
-        "answering with %s/%s: concurrency %d (AIMD min %d), rpm limit %s",
+        "answering with %s/%s: concurrency %d (AIMD floor %d), rpm limit %s",
         s.llm_provider,
         s.model,
         s.llm_concurrency,

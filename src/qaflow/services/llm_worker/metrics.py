@@ -17,6 +17,10 @@ TOKENS = Counter("qaflow_llm_tokens_total", "Tokens reported by the provider.", 
 IN_FLIGHT = Gauge("qaflow_llm_calls_in_flight", "LLM calls in progress.")
 CONCURRENCY_LIMIT = Gauge("qaflow_llm_concurrency_limit", "Calls allowed in flight now (the AIMD limit).")
 CONCURRENCY_MAX = Gauge("qaflow_llm_concurrency_max", "QAFLOW_LLM_CONCURRENCY.")
+QUOTA_SHARE = Gauge("qaflow_llm_quota_share", "Share of the calls in the AIMD window answered 429.")
+QUOTA_EVENTS = Gauge(
+    "qaflow_llm_quota_events", "AIMD windows judged a quota since start (each halves the limit, down to the floor)."
+)
 RPM_LIMIT = Gauge("qaflow_llm_rpm_limit", "QAFLOW_RPM_LIMIT (0 = none).")
 WAITS = Counter("qaflow_llm_rate_limit_waits_total", "Calls that waited before being made, by reason.", ["reason"])
 WAIT_SECONDS = Counter(
