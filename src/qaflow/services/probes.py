@@ -1,7 +1,8 @@
 """/healthz, /readyz and /metrics for worker processes that have no web app of their own.
 
 Liveness means the main loop made progress recently (a stuck loop gets restarted);
-readiness means the worker started and connected.
+readiness means the worker started and every dependency it reports through
+:meth:`Probes.set_dependency` (the bus, the store) is reachable now.
 """
 
 from __future__ import annotations
@@ -32,11 +33,25 @@ class Probes:
         self.stall_after_s = stall_after_s
         self.ready = False
         self.details: dict[str, Any] = {}
+        self.down: set[str] = set()  # dependencies unreachable now (see set_dependency)
         self._beat = time.monotonic()
         self._server: WSGIServer | None = None
 
     def beat(self) -> None:
         self._beat = time.monotonic()
+
+    def set_dependency(self, name: str, up: bool) -> None:
+        """Record whether ``name`` (``"bus"``, ``"store"``) is reachable; ``/readyz`` says
+        ``unavailable`` while any is not, and names it (``"bus": "unavailable"``)."""
+        if up:
+            self.down.discard(name)
+        else:
+            self.down.add(name)
+        self.details[name] = "ok" if up else "unavailable"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready and not self.down and self.alive
 
     @property
     def alive(self) -> bool:
@@ -48,7 +63,7 @@ class Probes:
             start("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [generate_latest()]
         if path in ("/healthz", "/readyz"):
-            ok = self.alive if path == "/healthz" else (self.ready and self.alive)
+            ok = self.alive if path == "/healthz" else self.is_ready
             body = json.dumps({"status": "ok" if ok else "unavailable", **self.details}).encode()
             start("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
             return [body]
