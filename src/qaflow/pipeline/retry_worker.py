@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -74,7 +75,10 @@ class RetryWorker(Worker):
         dead = [rec for rec in records if (rec.tp, rec.offset) not in queued]
         self.deliver(bad, lambda: self._finish(dead))
         for rec, msg in ok:
-            heapq.heappush(self._heap, (msg.not_before, next(self._seq), rec, msg))
+            # A due time that is not a number is due now: its release fails and dead-letters it
+            # (NaN in the heap would hold every record behind it).
+            due = msg.not_before if math.isfinite(msg.not_before) else -math.inf
+            heapq.heappush(self._heap, (due, next(self._seq), rec, msg))
         released = self._release_due()
         self._apply_backpressure()
         committable = self.tracker.committable()
@@ -86,7 +90,7 @@ class RetryWorker(Worker):
         now = self.clock()
         outputs = []
         done: list[Record] = []
-        while self._heap and is_due(self._heap[0][3], now):
+        while self._heap and (self._heap[0][0] <= now or is_due(self._heap[0][3], now)):
             _, _, rec, msg = heapq.heappop(self._heap)
             out = self._release(rec, msg)
             if out is not None:
