@@ -153,6 +153,24 @@ class KafkaBusConsumer:
     def assignment(self) -> set[Tp]:
         return {(tp.topic, tp.partition) for tp in self.client.assignment()}
 
+    def connected(self) -> bool:
+        """Whether the group coordinator is known and its connection up (for /readyz).
+
+        kafka-python retries a lost broker quietly inside ``poll``, so an outage does not
+        always surface as an error; this reads the coordinator's state without changing it
+        (kafka-python internals, read-only; True when they are not there).
+        """
+        consumer = self._consumer
+        coordinator = getattr(consumer, "_coordinator", None)
+        client = getattr(consumer, "_client", None)
+        if consumer is None or coordinator is None or client is None:
+            return consumer is not None
+        node = getattr(coordinator, "coordinator_id", None)
+        try:
+            return node is not None and not client.is_disconnected(node)
+        except Exception:  # internals changed: do not claim an outage
+            return True
+
     def close(self) -> None:
         if self._consumer is not None:
             try:

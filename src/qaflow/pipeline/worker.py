@@ -121,6 +121,12 @@ class Worker:
         self.producer.start()
         self.consumer.start()
 
+    @property
+    def bus_connected(self) -> bool:
+        """False while the consumer's broker connection is down (backends that can tell)."""
+        connected = getattr(self.consumer, "connected", None)
+        return True if connected is None else bool(connected())
+
     def step(self, timeout_s: float = 1.0) -> int:
         """One round; returns the records taken or finished (0 means nothing happened)."""
         self.flush_outbox()

@@ -118,6 +118,10 @@ class Guarded:
         self._counted = 0
         self._seen: dict[str, int] = {}
 
+    @property
+    def bus_connected(self) -> bool:
+        return bool(getattr(self.worker, "bus_connected", True))
+
     def start(self) -> None:
         self.worker.start()
         if self.on_start is not None:

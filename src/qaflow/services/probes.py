@@ -34,6 +34,7 @@ class Probes:
         self.ready = False
         self.details: dict[str, Any] = {}
         self.down: set[str] = set()  # dependencies unreachable now (see set_dependency)
+        self.checks: dict[str, Callable[[], bool]] = {}  # asked on every /readyz (see add_check)
         self._beat = time.monotonic()
         self._server: WSGIServer | None = None
 
@@ -49,9 +50,26 @@ class Probes:
             self.down.add(name)
         self.details[name] = "ok" if up else "unavailable"
 
+    def add_check(self, name: str, check: Callable[[], bool]) -> None:
+        """``check()`` is asked on every ``/readyz``, so a loop blocked in a library call
+        (kafka-python waiting for a broker) still reports the outage; it must be cheap and
+        thread-safe."""
+        self.checks[name] = check
+
+    def _checked(self) -> set[str]:
+        failing = set()
+        for name, check in self.checks.items():
+            try:
+                ok = bool(check())
+            except Exception:
+                ok = False
+            if not ok:
+                failing.add(name)
+        return failing
+
     @property
     def is_ready(self) -> bool:
-        return self.ready and not self.down and self.alive
+        return self.ready and not self.down and self.alive and not self._checked()
 
     @property
     def alive(self) -> bool:
@@ -64,7 +82,10 @@ class Probes:
             return [generate_latest()]
         if path in ("/healthz", "/readyz"):
             ok = self.alive if path == "/healthz" else self.is_ready
-            body = json.dumps({"status": "ok" if ok else "unavailable", **self.details}).encode()
+            details = dict(self.details)
+            if path == "/readyz":
+                details.update({name: "unavailable" for name in self._checked() | self.down})
+            body = json.dumps({"status": "ok" if ok else "unavailable", **details}).encode()
             start("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
             return [body]
         start("404 Not Found", [("Content-Type", "application/json")])

@@ -61,6 +61,7 @@ def run_worker(
     worker.start()
     probes.ready = True
     probes.set_dependency("bus", True)
+    probes.add_check("broker", lambda: bool(getattr(worker, "bus_connected", True)))
     logger.info("%s started; probes on port %d", name, probes.port)
     failures, since = 0, 0.0
     try:
