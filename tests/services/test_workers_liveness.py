@@ -3,6 +3,7 @@ on real Kafka."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -126,6 +127,11 @@ def test_storage_writer_and_retry_worker_ride_out_a_broker_restart(
         wait_for("the first results stored", lambda: None not in statuses(store_url, ids).values(), procs)
         first = h.collect([topics.QUESTIONS], lambda got: len({r.key for r in got}) >= 5, timeout_s=60)
         assert {r.key for r in first} == {m.question_id for m in released_before}
+        # In flight when the broker stops: the writer is polling and committing batches.
+        burst = results("Stored around the stop", 1500)
+        for m in burst:
+            h.producer.send(topics.RESULTS, m.question_id, m.encode())
+        h.producer.flush()
         h.producer.close()  # the test's own producer would only complain while the broker is away
 
         with ReadyWatch([writer.url, retry.url]) as watch:
@@ -141,8 +147,8 @@ def test_storage_writer_and_retry_worker_ride_out_a_broker_restart(
             after = results("Stored after", 5)
             for m in after:
                 h.send(topics.RESULTS, m.question_id, m.encode())
-            ids = [m.question_id for m in (*before, *after)]
-            wait_for("the results sent after the restart stored",
+            ids = [m.question_id for m in (*before, *burst, *after)]
+            wait_for("the results sent around and after the restart stored",
                      lambda: None not in statuses(store_url, ids).values(), procs, timeout_s=120)
             wanted = {m.question_id for m in released_during}
             later = h.collect([topics.QUESTIONS], lambda got: {r.key for r in got} >= wanted, timeout_s=120)
@@ -159,3 +165,62 @@ def test_storage_writer_and_retry_worker_ride_out_a_broker_restart(
             assert p.stop(grace_s=20) == 0
     finally:
         h.close()
+
+
+def test_a_connection_error_out_of_poll_leaves_the_loop_up_and_not_ready_until_it_passes(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """Issue 10: ``KafkaConnectionError`` (ECONNREFUSED) out of ``consumer.poll`` ended the
+    storage-writer. Here kafka-python's poll raises it three times, as it does while a broker
+    restarts; the loop must stay up, report not ready, then ready again."""
+    import kafka.errors as kerrors
+
+    from qaflow.bus.kafka import KafkaBus
+    from qaflow.pipeline.worker import Worker
+    from qaflow.services.boot import Guarded
+    from qaflow.services.probes import Probes
+    from qaflow.services.runner import run_worker
+
+    bus = KafkaBus(f"kafka://{kafka_bootstrap}")
+    bus.ensure_topics([topics.TopicSpec(f"{unique_name}.t", 1)])
+    consumer = bus.consumer(f"{unique_name}.g", [f"{unique_name}.t"])
+    worker = Worker("storage", consumer, bus.producer(), lambda batch: [])
+    failures = {"left": 3}
+    probes = Probes(0, host="127.0.0.1")
+    stop = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def start_then_break() -> None:
+        Worker.start(worker)
+        real_poll = consumer.client.poll
+
+        def flaky_poll(*args: object, **kwargs: object) -> object:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise kerrors.KafkaConnectionError("111 ECONNREFUSED")
+            return real_poll(*args, **kwargs)
+
+        consumer.client.poll = flaky_poll  # type: ignore[method-assign]
+
+    worker.start = start_then_break  # type: ignore[method-assign]
+
+    def run() -> None:
+        try:
+            outcome["code"] = run_worker("storage-writer", Guarded("storage", worker), probes, stop, 5.0)
+        except BaseException as exc:  # old behaviour: the loop ends with the error
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    seen: set[int] = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (failures["left"] == 0 and 200 in seen and 503 in seen):
+        assert thread.is_alive(), f"the loop ended: {outcome}"
+        with contextlib.suppress(requests.RequestException):
+            seen.add(requests.get(f"http://127.0.0.1:{probes.port}/readyz", timeout=2).status_code)
+        time.sleep(0.05)
+    assert thread.is_alive(), f"the loop ended: {outcome}"
+    stop.set()
+    thread.join(20)
+    assert outcome == {"code": 0}
+    assert failures["left"] == 0 and 503 in seen and 200 in seen
