@@ -313,3 +313,32 @@ def test_a_retry_whose_release_raises_is_dead_lettered_and_the_others_released()
     assert [m.question_id for m in _drain(bus, topics.QUESTIONS)] == [good.question_id]
     assert w.idle and w.step(0.0) == 0
     w.close()
+
+
+def test_a_score_batch_with_one_unroutable_answer_keeps_its_neighbours_outputs() -> None:
+    """A remote scorer answering 1.5 for one pair makes BestAttempt refuse it while routing,
+    after the answers before it were routed: the stage must leave no state behind, or the
+    record-by-record pass would drop those answers as duplicates and lose their results."""
+    from qaflow.core.messages import AnswerMessage
+    from qaflow.pipeline.score import GatePolicy, ScoreStage
+
+    class OutOfRange:
+        identity = {"name": "remote-stub"}
+
+        def score(self, candidates: list[str], references: list[str]) -> list[float]:
+            return [1.5 if "odd" in c else 0.95 for c in candidates]
+
+    bus = _bus("score-split")
+    answers = [AnswerMessage(question=question(f"s{i}?"), answer="odd one" if i == 1 else "fine", model="m",
+                             provider="p", latency_ms=1) for i in range(3)]
+    _send(bus, topics.ANSWERS, answers)
+    stage = ScoreStage(OutOfRange(), GatePolicy(0.8, 2))  # type: ignore[arg-type]
+    w = Worker("score", bus.consumer("g", [topics.ANSWERS]), bus.producer(),
+               lambda batch: stage.handle_batch([m for _, m in batch]), policy=FAST)
+    w.start()
+    w.step(0.0)
+    results = _drain(bus, topics.RESULTS)
+    assert sorted(r.question_id for r in results) == sorted(a.question_id for a in (answers[0], answers[2]))
+    assert [d.question_id for d in _drain(bus, topics.DEAD_LETTER)] == [answers[1].question_id]
+    assert stage.stats.scored == 2 and stage.stats.duplicates == 0
+    w.close()
