@@ -45,6 +45,8 @@ def test_a_saturated_llm_worker_keeps_its_group_through_calls_longer_than_the_po
             refused = metric(worker.url, "qaflow_commit_failures_total")
             assert worker.running()
             assert worker.stop(grace_s=20) == 0
+        print(f"[liveness] one question, 15 s LLM, max.poll.interval.ms 10 s: {calls} LLM call(s), "
+              f"{lost:g} eviction(s), {refused:g} refused commit(s)")
         assert calls <= 2, f"{calls} LLM calls for one question"
         assert lost == 0 and refused == 0
     finally:
