@@ -358,3 +358,65 @@ def test_fetch_jars_is_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("shutil.which", lambda _: pytest.fail("must not download a cached jar"))
     assert fetch_jars() == [jar] and jar.read_bytes() == b"cached"
     assert os.listdir(jar.parent) == [jar.name]
+
+
+# -- per-record fault isolation ---------------------------------------------------------------
+
+
+class BrokenTokenizer:
+    """A scorer whose model raises a plain ValueError (not a ScoringError) on one input."""
+
+    name = "broken"
+    identity = {"name": "broken"}
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def score(self, candidates: Sequence[str], references: Sequence[str]) -> list[float]:
+        self.calls.append(len(candidates))
+        if any("\ufffe" in c for c in candidates):
+            msg = "cannot tokenise a noncharacter"
+            raise ValueError(msg)
+        return LexicalScorer().score(candidates, references)
+
+
+def test_score_batch_isolates_a_pair_whose_scorer_raises_any_data_error() -> None:
+    scorer = BrokenTokenizer()
+    got = score_batch(scorer, ["Paris is the capital of France.", "odd \ufffe text"], [REF, REF])
+    assert scorer.calls == [2, 1, 1]
+    assert got.scores[0] == pytest.approx(1.0) and math.isnan(got.scores[1])
+    assert "ValueError: cannot tokenise" in got.errors[1]
+
+
+def test_score_batch_lets_connection_errors_fail_the_job() -> None:
+    class Down:
+        identity = {"name": "down"}
+
+        def score(self, candidates: Sequence[str], references: Sequence[str]) -> list[float]:
+            raise ConnectionRefusedError
+
+    with pytest.raises(ConnectionRefusedError):
+        score_batch(Down(), ["x"], [REF])  # type: ignore[arg-type]
+
+
+def test_route_turns_an_error_while_routing_into_a_failed_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qaflow.flinkjob import records
+
+    def broken_decide(*args: object, **kwargs: object) -> None:
+        msg = "1 validation error for BestAttempt"
+        raise ValueError(msg)
+
+    monkeypatch.setattr(records, "decide", broken_decide)
+    a = answer("Capital of France?", REF, "Paris.")
+    step = _route(None, a, 0.9)
+    assert step.outcome is Outcome.FAILED and step.state is not None and step.state.terminal
+    dl = decode(DeadLetter, step.outputs[0].value)
+    assert dl.question and dl.question.question_id == a.question_id
+    assert "permanent error while routing" in dl.reason and "BestAttempt" in dl.reason
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError
+
+    monkeypatch.setattr(records, "decide", down)
+    with pytest.raises(ConnectionResetError):  # transient: the job restarts from its checkpoint
+        _route(None, a, 0.9)

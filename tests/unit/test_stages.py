@@ -250,7 +250,6 @@ def test_a_failed_enqueue_is_released_so_the_next_submission_enqueues(store: Sql
 def test_a_saturated_concurrent_worker_keeps_polling_without_taking_records(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from qaflow.pipeline import worker as worker_mod
     from qaflow.pipeline.worker import ConcurrentWorker
 
     MemoryBus.reset("keepalive")
@@ -273,7 +272,7 @@ def test_a_saturated_concurrent_worker_keeps_polling_without_taking_records(monk
     real_poll = consumer.poll
     monkeypatch.setattr(consumer, "poll", lambda t=1.0, n=500: polls.append(n) or real_poll(t, n))
     assert w.step(0.0) == 1  # takes one, now saturated
-    monkeypatch.setattr(worker_mod, "KEEPALIVE_S", 0.0)
+    w.keepalive_s = 0.0  # services derive it from QAFLOW_KAFKA_MAX_POLL_INTERVAL_MS
     before = len(polls)
     w.step(0.0)
     assert len(polls) == before + 1 and not consumer.paused  # a keep-alive poll, partitions resumed

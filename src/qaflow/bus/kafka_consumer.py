@@ -7,6 +7,11 @@ partitions that come back. A commit that the group refuses (a rebalance happened
 member was evicted), or that names partitions this consumer no longer owns, raises
 :class:`CommitFailedError` with ``retriable = True``: the records behind it are delivered
 again to the partitions' owner, so the caller may log it and go on polling.
+
+A transport error out of ``poll`` (the broker restarting: ``KafkaConnectionError``,
+``KafkaTimeoutError``, ``NodeNotReadyError``...) raises :class:`BusError` with kafka-python's
+own ``retriable`` flag, so the service loop waits and polls again instead of dying.
+``partitions_lost`` counts evictions (the listener's ``on_partitions_lost``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import kafka.errors as kerrors
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from qaflow.bus.base import Record
-from qaflow.core.errors import CommitFailedError
+from qaflow.core.errors import BusError, CommitFailedError
 from qaflow.core.offsets import TopicPartition as Tp
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class _Listener(ConsumerRebalanceListener):
             logger.info("group %s: partitions revoked: %s", self.owner.group, sorted(map(tuple, revoked)))
 
     def on_partitions_lost(self, lost: Any) -> None:
+        self.owner.partitions_lost += 1
         if lost:
             logger.warning("group %s: partitions lost (member evicted): %s", self.owner.group, sorted(map(tuple, lost)))
 
@@ -66,6 +72,7 @@ class KafkaBusConsumer:
         self.group = group
         self.topics = list(topics)
         self.paused: set[Tp] = set()
+        self.partitions_lost = 0  # evictions seen (on_partitions_lost)
         self._consumer: KafkaConsumer | None = None
 
     def start(self) -> None:
@@ -86,7 +93,11 @@ class KafkaBusConsumer:
             # kafka-python 3 restarts the group join on every zero-timeout poll and never settles;
             # while unassigned, give the join handshake time to finish.
             timeout_ms = JOIN_POLL_MS
-        batches = self.client.poll(timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            batches = self.client.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except kerrors.KafkaError as exc:
+            msg = f"group {self.group}: poll failed: {type(exc).__name__}: {exc}"
+            raise BusError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
         out: list[Record] = []
         for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
             for r in batches[tp]:
@@ -141,6 +152,24 @@ class KafkaBusConsumer:
 
     def assignment(self) -> set[Tp]:
         return {(tp.topic, tp.partition) for tp in self.client.assignment()}
+
+    def connected(self) -> bool:
+        """Whether the group coordinator is known and its connection up (for /readyz).
+
+        kafka-python retries a lost broker quietly inside ``poll``, so an outage does not
+        always surface as an error; this reads the coordinator's state without changing it
+        (kafka-python internals, read-only; True when they are not there).
+        """
+        consumer = self._consumer
+        coordinator = getattr(consumer, "_coordinator", None)
+        client = getattr(consumer, "_client", None)
+        if consumer is None or coordinator is None or client is None:
+            return consumer is not None
+        node = getattr(coordinator, "coordinator_id", None)
+        try:
+            return node is not None and not client.is_disconnected(node)
+        except Exception:  # internals changed: do not claim an outage
+            return True
 
     def close(self) -> None:
         if self._consumer is not None:

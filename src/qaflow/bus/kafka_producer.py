@@ -43,6 +43,8 @@ class KafkaBusProducer:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = {**DEFAULTS, **config}
+        # flush() without a timeout waits at most as long as a record may take to be delivered
+        self.flush_timeout_s = self.config["delivery_timeout_ms"] / 1000 + 5
         self._producer: KafkaProducer | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -80,10 +82,12 @@ class KafkaBusProducer:
     def flush(self, timeout_s: float | None = None) -> None:
         pending, self._local.pending = self._mine(), []
         producer = self.client
+        if timeout_s is None:
+            timeout_s = self.flush_timeout_s
         try:
             producer.flush(timeout=timeout_s)
         except kerrors.KafkaTimeoutError as exc:
-            msg = f"flush: records not acknowledged within {timeout_s}s"
+            msg = f"flush: records not acknowledged within {timeout_s}s (the broker is unreachable?)"
             raise DeliveryError(msg, retriable=True) from exc
         failed = [(t, k, f) for t, k, f in pending if not f.succeeded()]
         if failed:

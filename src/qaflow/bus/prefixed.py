@@ -73,6 +73,15 @@ class PrefixedConsumer:
     def assignment(self) -> set[TopicPartition]:
         return {self.names.tp_back(tp) for tp in self.inner.assignment()}
 
+    # Optional extras of some backends (Kafka): evictions seen, broker connection state.
+    @property
+    def partitions_lost(self) -> int:
+        return int(getattr(self.inner, "partitions_lost", 0))
+
+    def connected(self) -> bool:
+        check = getattr(self.inner, "connected", None)
+        return True if check is None else bool(check())
+
     def close(self) -> None:
         self.inner.close()
 

@@ -151,7 +151,10 @@ class BackendSettings(_Group):
     kafka_password: SecretStr | None = Field(None, description="SASL password. Never logged.")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", max_length=100, description="Prefix of every topic name, to share one Kafka between several qaflow installs (or tests).")
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000, description="A consumer silent this long leaves its group and its partitions move (a crashed pod's work resumes after it).")
-    kafka_max_poll_interval_ms: int = Field(300_000, ge=10_000, description="Longest gap between two polls before a consumer is considered stuck.")
+    kafka_max_poll_interval_ms: int = Field(300_000, ge=10_000, description="Longest gap between two polls before a consumer is considered stuck. Worker loops poll (paused when busy) at least every fifth of it, at most every 30 s.")
+    kafka_max_block_ms: int = Field(10_000, ge=100, le=600_000, description="Longest a producer send() waits for metadata or buffer space (broker unreachable) before it fails.")
+    kafka_request_timeout_ms: int = Field(15_000, ge=1_000, le=600_000, description="Longest the producer waits for the broker's answer to one request.")
+    kafka_delivery_timeout_ms: int = Field(60_000, ge=1_000, le=3_600_000, description="Longest a sent record may take to be acknowledged, retries included; flush() fails after it.")
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )
@@ -161,11 +164,31 @@ class BackendSettings(_Group):
         if self.kafka_security_protocol.startswith("SASL_") and (not self.kafka_username or self.kafka_password is None):
             msg = f"QAFLOW_KAFKA_USERNAME and QAFLOW_KAFKA_PASSWORD are required with {self.kafka_security_protocol}"
             raise ValueError(msg)
+        # kafka-python refuses delivery_timeout_ms < linger_ms (5) + request_timeout_ms.
+        if self.kafka_delivery_timeout_ms < self.kafka_request_timeout_ms + 5:
+            msg = (
+                f"QAFLOW_KAFKA_DELIVERY_TIMEOUT_MS ({self.kafka_delivery_timeout_ms}) must exceed "
+                f"QAFLOW_KAFKA_REQUEST_TIMEOUT_MS ({self.kafka_request_timeout_ms}) by at least 5 ms"
+            )
+            raise ValueError(msg)
         return self
 
 
 class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings):
     """``qaflow run``: every stage in one process."""
+
+    @model_validator(mode="after")
+    def _calls_fit_poll_interval(self) -> EmbeddedSettings:
+        # One thread steps every stage: while it waits for the LLM calls in flight, the other
+        # stages' consumers do not poll. A call may last QAFLOW_LLM_TIMEOUT_S.
+        if self.bus_url.startswith("kafka://") and self.llm_timeout_s * 1000 >= self.kafka_max_poll_interval_ms:
+            msg = (
+                f"QAFLOW_LLM_TIMEOUT_S ({self.llm_timeout_s:g} s) must be shorter than "
+                f"QAFLOW_KAFKA_MAX_POLL_INTERVAL_MS ({self.kafka_max_poll_interval_ms} ms) when qaflow run uses Kafka: "
+                "the other stages do not poll while a call is waited for"
+            )
+            raise ValueError(msg)
+        return self
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -287,6 +310,19 @@ class StorageWriterSettings(BackendSettings, ServiceSettings):
 @register
 class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, ServiceSettings):
     """score-worker: the in-process score stage as a process (the PyFlink job replaces it in the cluster)."""
+
+    @model_validator(mode="after")
+    def _scoring_fits_poll_interval(self) -> ScoreWorkerSettings:
+        # A batch is scored on the polling thread: a remote call that may last the whole
+        # timeout must end before Kafka gives the member up.
+        if self.scorer == "remote" and self.scorer_timeout_s * 1000 >= self.kafka_max_poll_interval_ms:
+            msg = (
+                f"QAFLOW_SCORER_TIMEOUT_S ({self.scorer_timeout_s:g} s) must be shorter than "
+                f"QAFLOW_KAFKA_MAX_POLL_INTERVAL_MS ({self.kafka_max_poll_interval_ms} ms): a batch is scored "
+                "between two polls"
+            )
+            raise ValueError(msg)
+        return self
 
 
 @register

@@ -126,6 +126,22 @@ class KafkaServer(ServerProcess):
         quick = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
         self.run_step("format", self._java(*fmt, opts=quick))
 
+    def start_in_place(self) -> KafkaServer:
+        """Start again after :meth:`stop`, on the same ports and data directory (no format):
+        a broker restart, as an operator or a chaos test does it."""
+        if self.running:
+            return self
+        if not self.port or not (self.workdir / "server.properties").is_file():
+            msg = "start_in_place() needs a server that was started before"
+            raise RuntimeError(msg)
+        self.spawn()
+        try:
+            self.wait_ready()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
     def command(self) -> list[str]:
         props = str(self.workdir / "server.properties")
         return self._java("kafka.Kafka", props, opts=self.jvm_opts)

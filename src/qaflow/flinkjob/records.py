@@ -11,6 +11,12 @@ Three steps, in job order:
 
 PyFlink's Kafka source is value-only, so a dead letter's origin names the topic but not the
 partition or offset (:data:`ORIGIN_NOTE`).
+
+Failure handling (:mod:`qaflow.core.faults`): a transient error (the scorer service down)
+propagates, so the job fails and restarts from its last checkpoint, losing nothing. Any
+other error while scoring or routing one record ends that question ``failed`` with a dead
+letter; the job has no per-record try counter that survives a restart, so an unknown error
+counts as permanent at once rather than restarting the job in a loop.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from enum import StrEnum
 from typing import Any
 
 from qaflow.core import topics
-from qaflow.core.errors import ErrorClass, InvalidMessageError, ScoringError
+from qaflow.core.errors import ErrorClass, InvalidMessageError
+from qaflow.core.faults import Fault, classify, describe
 from qaflow.core.messages import AnswerMessage, BestAttempt, Origin, QuestionMessage, decode
 from qaflow.core.routing import QuestionState, Route, route
 from qaflow.pipeline.outputs import Output, dead_letter
@@ -157,8 +164,8 @@ def score_batch(scorer: Scorer, candidates: Sequence[str], references: Sequence[
         try:
             got = scorer.score([candidates[i] for i in live], [references[i] for i in live])
             results: list[tuple[int, float | None, str]] = [(i, s, "") for i, s in zip(live, got, strict=True)]
-        except ScoringError as exc:
-            if exc.retriable:
+        except Exception as exc:
+            if classify(exc) is Fault.TRANSIENT:
                 raise
             results = [(i, *_score_one(scorer, candidates[i], references[i])) for i in live]
         for i, value, error in results:
@@ -172,10 +179,10 @@ def score_batch(scorer: Scorer, candidates: Sequence[str], references: Sequence[
 def _score_one(scorer: Scorer, candidate: str, reference: str) -> tuple[float | None, str]:
     try:
         return scorer.score([candidate], [reference])[0], ""
-    except ScoringError as exc:
-        if exc.retriable:
+    except Exception as exc:
+        if classify(exc) is Fault.TRANSIENT:
             raise
-        return None, f"scoring failed: {exc}"
+        return None, f"scoring failed: {describe(exc)}"
 
 
 # -- keyed state ------------------------------------------------------------------------------
@@ -230,8 +237,15 @@ def route_scored(
     """One scored (or failed) answer, folded into the question's state."""
     if error:
         return _route_failed(state, payload, error, origin_topic)
-    answer = decode(AnswerMessage, payload)
-    new_state, outputs = decide(answer, score, dict(scorer), state, policy)
+    try:
+        answer = decode(AnswerMessage, payload)
+        new_state, outputs = decide(answer, score, dict(scorer), state, policy)
+    except Exception as exc:
+        fault = classify(exc)
+        if fault is Fault.TRANSIENT:
+            raise
+        reason = f"{STAGE}: {fault.value} error while routing the answer: {describe(exc)}"
+        return _route_failed(state, payload, reason, origin_topic)
     if not outputs:
         return Step(state, [], Outcome.DUPLICATE, score)
     decided = route(score, policy.threshold, answer.question.generation, policy.max_generations,

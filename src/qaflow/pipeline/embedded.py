@@ -15,6 +15,7 @@ from typing import Any
 from qaflow.bus import open_bus
 from qaflow.cache import open_cache
 from qaflow.core import topics
+from qaflow.core.faults import FaultPolicy, keepalive_s
 from qaflow.core.messages import QuestionMessage, ResultMessage
 from qaflow.core.question import Question
 from qaflow.core.retry import RetryPolicy
@@ -63,6 +64,7 @@ class EmbeddedPipeline:
 
     def _workers(self) -> tuple[ConcurrentWorker, Worker, RetryWorker, Worker]:
         s, bus = self.s, self.bus
+        policy = FaultPolicy.for_poll_interval(s.kafka_max_poll_interval_ms)
         self.answer_stage = AnswerStage(
             self.provider, RetryPolicy.from_settings(s), language=s.llm_language, prompt_template=s.llm_prompt_template
         )
@@ -74,6 +76,8 @@ class EmbeddedPipeline:
             bus.producer(),
             self.answer_stage.handle,
             concurrency=s.llm_concurrency,
+            keepalive_s=keepalive_s(s.kafka_max_poll_interval_ms),
+            policy=policy,
         )
         score = Worker(
             "score",
@@ -81,9 +85,13 @@ class EmbeddedPipeline:
             bus.producer(),
             lambda batch: self.score_stage.handle_batch([m for _, m in batch]),
             max_records=s.scorer_batch_size,
+            policy=policy,
         )
         retry = RetryWorker(
-            bus.consumer("qaflow-retry-worker", list(topics.RETRY_TOPICS)), bus.producer(), s.max_delivery_attempts
+            bus.consumer("qaflow-retry-worker", list(topics.RETRY_TOPICS)),
+            bus.producer(),
+            s.max_delivery_attempts,
+            policy=policy,
         )
         storage = Worker(
             "storage",
@@ -92,6 +100,7 @@ class EmbeddedPipeline:
             self._store_batch,
             max_records=512,
             inline_dead_letters=True,
+            policy=policy,
         )
         return llm, score, retry, storage
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from qaflow.core import topics
 from qaflow.core.messages import Origin, RetryMessage
 from qaflow.core.retry import next_delivery
@@ -13,7 +15,14 @@ def is_due(retry: RetryMessage, now: float) -> bool:
 
 
 def release(retry: RetryMessage, max_delivery_attempts: int, origin: Origin) -> Output:
-    """Re-publish with ``delivery + 1``; past the cap, dead-letter it with the last error."""
+    """Re-publish with ``delivery + 1``; past the cap, dead-letter it with the last error.
+
+    Raises ValueError for a due time that is not a finite number (JSON ``NaN`` passes the
+    schema): such a record can never be due, and would stop the heap behind it.
+    """
+    if not math.isfinite(retry.not_before):
+        msg = f"not_before is {retry.not_before!r}, not a time"
+        raise ValueError(msg)
     q = retry.question
     if q.delivery >= max_delivery_attempts:
         reason = f"gave up after {q.delivery} deliveries; last error ({retry.error_class.value}): {retry.error}"

@@ -117,26 +117,35 @@ class ScoreStage:
         self.stats = ScoreStats(by_route={})
 
     def handle_batch(self, answers: Sequence[AnswerMessage]) -> list[Output]:
+        """Score and route a batch; all or nothing: if one answer raises, no state changes, so
+        the caller may handle the batch again answer by answer (per-record isolation)."""
         if not answers:
             return []
         scores = self.scorer.score([a.answer for a in answers], [a.question.reference_answer for a in answers])
         identity = self.scorer.identity
         out: list[Output] = []
+        changed: dict[str, QuestionState] = {}
+        duplicates, routed = 0, []
         for answer, score in zip(answers, scores, strict=True):
             qid = answer.question_id
-            new_state, emitted = decide(answer, score, identity, self.state.get(qid), self.policy)
+            current = changed[qid] if qid in changed else self.state.get(qid)
+            new_state, emitted = decide(answer, score, identity, current, self.policy)
             if not emitted:
-                self.stats.duplicates += 1
+                duplicates += 1
                 continue
-            self.stats.scored += 1
             assert new_state is not None
-            if new_state.terminal:
-                # Terminal: keep only the marker, so a re-delivered answer is still dropped.
-                self.state[qid] = QuestionState(last_generation=new_state.last_generation, terminal=True)
-            else:
-                self.state[qid] = new_state
-            kind = emitted[-1].topic
-            by_route = self.stats.by_route if self.stats.by_route is not None else {}
-            by_route[kind] = by_route.get(kind, 0) + 1
+            # Terminal: keep only the marker, so a re-delivered answer is still dropped.
+            changed[qid] = (
+                QuestionState(last_generation=new_state.last_generation, terminal=True)
+                if new_state.terminal
+                else new_state
+            )
+            routed.append(emitted[-1].topic)
             out.extend(emitted)
+        self.state.update(changed)
+        self.stats.duplicates += duplicates
+        self.stats.scored += len(routed)
+        by_route = self.stats.by_route if self.stats.by_route is not None else {}
+        for kind in routed:
+            by_route[kind] = by_route.get(kind, 0) + 1
         return out

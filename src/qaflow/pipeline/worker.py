@@ -3,26 +3,45 @@
 poll -> decode (a bad record becomes a dead letter, with its origin) -> handle ->
 publish -> flush (durable) -> commit. Offsets are committed only after the effects of
 the records before them are durable, so a crash re-delivers and never skips.
+
+Failure handling (docs/architecture.md, "Failure handling"):
+
+- handling a record that raises is classified by :func:`qaflow.core.faults.classify`. A
+  batch that fails is handled again record by record, so one bad record never fails its
+  neighbours; a record that fails for good is dead-lettered with the reason, the stage and
+  its origin; a transient failure (a backend down) leaves the record uncommitted, seeks back
+  to it and waits a capped backoff, the consumer alive;
+- what a step must publish waits in an outbox until the bus took it: a transport error
+  (broker restart) raises a retriable :class:`BusError` out of ``step`` and the next step
+  publishes it again before polling anything new, so nothing is committed past it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from qaflow.bus.base import Consumer, Producer, Record
 from qaflow.core.errors import BusError, InvalidMessageError
+from qaflow.core.faults import KEEPALIVE_MAX_S, Fault, FaultPolicy, classify, describe
 from qaflow.core.messages import DeadLetter, Origin, decode_for_topic
 from qaflow.core.offsets import OffsetTracker
+from qaflow.pipeline.isolation import bare_dead_letter, handling_dead_letter
 from qaflow.pipeline.outputs import Output, dead_letter
 
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_S = 30.0  # with every slot busy, still poll this often, so Kafka keeps the member
+KEEPALIVE_S = KEEPALIVE_MAX_S  # default; services derive it from max.poll.interval.ms
 
 Decoded = tuple[Record, Any]
+
+
+class Abandoned(Exception):
+    """Shutdown cut the handling short; the record stays uncommitted and comes again.
+    Never classified as a failure of the record."""
 
 
 def origin_of(record: Record) -> Origin:
@@ -50,8 +69,19 @@ def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
     return out
 
 
+def first_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for rec in records:
+        out[rec.tp] = min(out.get(rec.tp, rec.offset), rec.offset)
+    return out
+
+
 class Worker:
-    """Batch worker: the whole polled batch is handled, published and committed together."""
+    """Batch worker: the whole polled batch is handled, published and committed together.
+
+    When ``handle_batch`` raises, the batch is handled again one record at a time (see the
+    module docstring). ``stop`` (optional) cuts backoff waits short on shutdown.
+    """
 
     def __init__(
         self,
@@ -62,6 +92,8 @@ class Worker:
         *,
         max_records: int = 256,
         inline_dead_letters: bool = False,
+        policy: FaultPolicy | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.stage = stage
         self.consumer = consumer
@@ -71,18 +103,33 @@ class Worker:
         # The storage stage writes dead letters itself instead of publishing them
         # (a poison record on qa.dead-letter must not loop back onto it).
         self.inline_dead_letters = inline_dead_letters
+        self.policy = policy or FaultPolicy()
+        self.stop = stop or threading.Event()
         self.processed = 0
+        self.dead_lettered = 0  # records whose handling failed for good
+        self.transient_failures = 0  # handling failures retried later (backend unavailable)
+        self.commit_failures = 0  # commits the group refused
+        self._tries: dict[tuple[str, int, int], int] = {}
+        self._transient_run = 0  # transient failures in a row, for the backoff
+        self._outbox: list[tuple[list[Output], Callable[[], None]]] = []
 
     @property
     def idle(self) -> bool:
-        return True
+        return not self._outbox
 
     def start(self) -> None:
         self.producer.start()
         self.consumer.start()
 
+    @property
+    def bus_connected(self) -> bool:
+        """False while the consumer's broker connection is down (backends that can tell)."""
+        connected = getattr(self.consumer, "connected", None)
+        return True if connected is None else bool(connected())
+
     def step(self, timeout_s: float = 1.0) -> int:
         """One round; returns the records taken or finished (0 means nothing happened)."""
+        self.flush_outbox()
         records = self.consumer.poll(timeout_s, self.max_records)
         if not records:
             return 0
@@ -90,11 +137,117 @@ class Worker:
         if self.inline_dead_letters:
             ok.extend((rec, DeadLetter.model_validate_json(out.value)) for rec, out in zip(records, bad, strict=False))
             bad = []
-        outputs = self.handle_batch(ok) if ok else []
-        self.publish([*bad, *outputs])
-        self.commit(next_offsets(records))
-        self.processed += len(records)
+        outputs, undone = self._handle(ok)
+        again = {(u.tp, u.offset) for u in undone}
+        handled = [r for r in records if (r.tp, r.offset) not in again]
+        offsets = next_offsets(handled)
+        if undone:
+            offsets.update(first_offsets(undone))
+            for tp, offset in first_offsets(undone).items():
+                self.consumer.seek(tp, offset)
+        self.deliver([*bad, *outputs], lambda: self.commit(offsets))
+        self.processed += len(handled)
+        if undone:
+            self._back_off()
         return len(records)
+
+    # -- isolation ---------------------------------------------------------------------------
+    def _handle(self, batch: list[Decoded]) -> tuple[list[Output], list[Record]]:
+        """Outputs of the records handled, and the records to deliver again (a suffix)."""
+        if not batch:
+            return [], []
+        try:
+            outputs = self.handle_batch(batch)
+        except Abandoned:
+            raise
+        except Exception as exc:
+            fault = classify(exc)
+            if fault is Fault.TRANSIENT:
+                self._note_transient(batch[0][0], exc)
+                return [], [rec for rec, _ in batch]
+            if len(batch) > 1:
+                logger.warning(
+                    "stage %s: batch of %d failed (%s); handling it record by record",
+                    self.stage, len(batch), describe(exc),
+                )
+                return self._one_by_one(batch)
+            return self._one_by_one(batch, first=exc)
+        self._transient_run = 0
+        return outputs, []
+
+    def _one_by_one(
+        self, batch: list[Decoded], first: BaseException | None = None
+    ) -> tuple[list[Output], list[Record]]:
+        outputs: list[Output] = []
+        for i, (rec, msg) in enumerate(batch):
+            try:
+                if first is not None:
+                    exc, first = first, None
+                    raise exc
+                outputs.extend(self.handle_batch([(rec, msg)]))
+            except Abandoned:
+                raise
+            except Exception as exc:
+                fault = classify(exc)
+                key = (rec.topic, rec.partition, rec.offset)
+                tries = self._tries[key] = self._tries.get(key, 0) + 1
+                if not self.policy.gives_up(fault, tries):
+                    self._note_transient(rec, exc, tries)
+                    return outputs, [r for r, _ in batch[i:]]
+                del self._tries[key]
+                outputs.extend(self._dead_letter(rec, msg, exc, fault, tries))
+            else:
+                self._tries.pop((rec.topic, rec.partition, rec.offset), None)
+        self._transient_run = 0
+        return outputs, []
+
+    def _dead_letter(self, rec: Record, msg: Any, exc: BaseException, fault: Fault, tries: int) -> list[Output]:
+        self.dead_lettered += 1
+        out = handling_dead_letter(self.stage, msg, origin_of(rec), exc, fault, tries, payload=rec.value, key=rec.key)
+        if not self.inline_dead_letters:
+            return [out]
+        # The storage stage stores its dead letters itself; if even that fails, store a bare one.
+        dl = DeadLetter.model_validate_json(out.value)
+        for attempt in (dl, bare_dead_letter(dl, exc)):
+            try:
+                return self.handle_batch([(rec, attempt)])
+            except Abandoned:
+                raise
+            except Exception as again:  # last resort, logged
+                logger.error("stage %s: storing the dead letter of offset %d failed: %s", self.stage, rec.offset,
+                             describe(again))
+        logger.error(
+            "stage %s: record topic=%s partition=%d offset=%d dropped: not even its dead letter could be stored",
+            self.stage, rec.topic, rec.partition, rec.offset,
+        )
+        return []
+
+    def _note_transient(self, rec: Record, exc: BaseException, tries: int | None = None) -> None:
+        self.transient_failures += 1
+        self._transient_run += 1
+        logger.warning(
+            "stage %s: handling failed at topic=%s partition=%d offset=%d%s, will be delivered again: %s",
+            self.stage, rec.topic, rec.partition, rec.offset,
+            "" if tries is None else f" (try {tries} of {self.policy.max_unknown_tries})", describe(exc),
+        )
+
+    def _back_off(self) -> None:
+        self.stop.wait(self.policy.backoff(max(1, self._transient_run)))
+
+    # -- publishing --------------------------------------------------------------------------
+    def deliver(self, outputs: Sequence[Output], then: Callable[[], None] | None = None) -> None:
+        """Publish ``outputs`` durably, then run ``then`` (a commit). On a bus failure both wait
+        in the outbox, and the next :meth:`flush_outbox` tries again."""
+        self._outbox.append((list(outputs), then or (lambda: None)))
+        self.flush_outbox()
+
+    def flush_outbox(self) -> None:
+        if not self._outbox:
+            return
+        self.publish([o for outs, _ in self._outbox for o in outs])
+        done, self._outbox = self._outbox, []
+        for _, then in done:
+            then()
 
     def publish(self, outputs: Sequence[Output]) -> None:
         for out in outputs:
@@ -103,16 +256,21 @@ class Worker:
             self.producer.flush()
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Commit; a retriable refusal (the group rebalanced) is logged and the loop goes on:
-        the records behind it are delivered again, to this consumer or the partition's new owner."""
+        """Commit; a retriable refusal (the group rebalanced, the broker is away) is counted
+        and logged and the loop goes on: the records behind it are delivered again, to this
+        consumer or the partition's new owner, or covered by the next commit."""
+        if not offsets:
+            return
         try:
             self.consumer.commit(offsets)
         except BusError as exc:
             if not exc.retriable:
                 raise
+            self.commit_failures += 1
             logger.warning("stage %s: offsets not committed, records will be re-delivered: %s", self.stage, exc)
 
     def close(self) -> None:
+        self.stop.set()
         self.consumer.close()
         self.producer.close()
 
@@ -121,7 +279,10 @@ class ConcurrentWorker(Worker):
     """Runs ``handle_one`` on up to ``concurrency`` records at once (the llm-worker).
 
     Records finish out of order; offsets are committed per partition only up to the lowest
-    unfinished record.
+    unfinished record. With every slot busy the loop still polls (paused) every
+    ``keepalive_s``, so a slow call never costs the group membership. A record whose
+    ``handle_one`` raises is retried in its slot (transient: capped backoff; unknown: a
+    few tries) or dead-lettered.
     """
 
     def __init__(
@@ -133,49 +294,78 @@ class ConcurrentWorker(Worker):
         *,
         concurrency: int = 8,
         limiter: Any = None,
+        keepalive_s: float = KEEPALIVE_S,
+        policy: FaultPolicy | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        super().__init__(stage, consumer, producer, lambda batch: [], max_records=concurrency)
+        super().__init__(stage, consumer, producer, lambda batch: [], max_records=concurrency, policy=policy, stop=stop)
         self.handle_one = handle_one
         self.concurrency = concurrency
         self.limiter = limiter
+        self.keepalive_s = keepalive_s
         self.tracker = OffsetTracker()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-call")
         self._running: dict[Any, Record] = {}
+        self._closing = threading.Event()
         self._last_poll = time.monotonic()
 
     @property
     def idle(self) -> bool:
-        return not self._running
+        return not self._running and not self._outbox
 
     def capacity(self) -> int:
         limit = self.concurrency if self.limiter is None else min(self.concurrency, self.limiter.limit)
         return max(0, limit - len(self._running))
 
     def step(self, timeout_s: float = 1.0) -> int:
+        self.flush_outbox()
         room = self.capacity()
         if room:
             records = self.consumer.poll(0.0 if self._running else timeout_s, room)
             self._last_poll = time.monotonic()
         else:
             records = []
-            if time.monotonic() - self._last_poll > KEEPALIVE_S:
-                self._keep_alive()
+            self._keep_alive_if_due()
         ok, bad = decode_records(records, self.stage)
-        self.publish(bad)
         started = {(rec.tp, rec.offset) for rec, _ in ok}
         for rec in records:
             self.tracker.started(rec.tp, rec.offset)
-            if (rec.tp, rec.offset) not in started:  # dead-lettered just now
-                self.tracker.finished(rec.tp, rec.offset)
+        dead = [rec for rec in records if (rec.tp, rec.offset) not in started]
         for rec, msg in ok:
-            self._running[self._pool.submit(self.handle_one, msg, origin_of(rec))] = rec
-        finished = self._collect(0.05 if records else timeout_s) if self._running else 0
-        committable = self.tracker.committable()
-        if committable:
-            self.commit(committable)
+            self._running[self._pool.submit(self._run_one, msg, rec)] = rec
+        self.deliver(bad, lambda: self._finish(dead))
+        finished = self._collect(min(0.05, self.keepalive_s) if records else min(timeout_s, self.keepalive_s)) \
+            if self._running else 0
+        self._commit_done()
         return len(records) + finished
+
+    def _run_one(self, msg: Any, rec: Record) -> list[Output]:
+        """In a pool thread: ``handle_one`` with the record's retries; never raises but
+        :class:`Abandoned` (shutdown while waiting to retry)."""
+        tries = 0
+        while True:
+            try:
+                return self.handle_one(msg, origin_of(rec))
+            except Abandoned:
+                raise
+            except Exception as exc:
+                tries += 1
+                fault = classify(exc)
+                if self.policy.gives_up(fault, tries):
+                    return self._dead_letter(rec, msg, exc, fault, tries)
+                self.transient_failures += 1
+                logger.warning(
+                    "stage %s: handling failed (%s, try %d) topic=%s partition=%d offset=%d: %s",
+                    self.stage, fault.value, tries, rec.topic, rec.partition, rec.offset, describe(exc),
+                )
+                if self._closing.wait(self.policy.backoff(tries)):
+                    raise Abandoned from exc
+
+    def _keep_alive_if_due(self) -> None:
+        if time.monotonic() - self._last_poll >= self.keepalive_s:
+            self._keep_alive()
 
     def _keep_alive(self) -> None:
         """Poll with every partition paused: the group sees a live member, no record is taken."""
@@ -189,6 +379,11 @@ class ConcurrentWorker(Worker):
             self.consumer.resume(parts)
         self._last_poll = time.monotonic()
 
+    def _finish(self, records: Sequence[Record]) -> None:
+        for rec in records:
+            self.tracker.finished(rec.tp, rec.offset)
+        self.processed += len(records)
+
     def _collect(self, timeout_s: float | None) -> int:
         from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -197,22 +392,29 @@ class ConcurrentWorker(Worker):
         finished: list[Record] = []
         for fut in done:
             rec = self._running.pop(fut)
-            outputs.extend(fut.result())  # an unexpected exception crashes the worker: re-delivery
+            try:
+                outputs.extend(fut.result())
+            except Abandoned:
+                continue  # left unfinished: never committed here, delivered again after the restart
             finished.append(rec)
-        self.publish(outputs)  # durable before the offsets move
-        for rec in finished:
-            self.tracker.finished(rec.tp, rec.offset)
-        self.processed += len(finished)
+        self.deliver(outputs, lambda: self._finish(finished))  # durable before the offsets move
         return len(finished)
 
-    def drain(self) -> None:
-        """Finish the calls in flight, publish and commit them (graceful shutdown)."""
-        while self._running:
-            self._collect(None)
+    def _commit_done(self) -> None:
         committable = self.tracker.committable()
         if committable:
             self.commit(committable)
 
+    def drain(self) -> None:
+        """Finish the calls in flight, publish and commit them (graceful shutdown), polling
+        (paused) meanwhile so the member keeps its partitions until the final commit."""
+        self.flush_outbox()
+        while self._running:
+            self._collect(self.keepalive_s)
+            self._keep_alive_if_due()
+        self._commit_done()
+
     def close(self) -> None:
+        self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         super().close()

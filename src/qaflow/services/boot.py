@@ -2,7 +2,8 @@
 
 Load the settings (a bad value exits with code 2 and one line naming the variable), open
 the bus and create the topics, count records in and out for ``/metrics``, and keep going
-through a refused offset commit (a rebalance: the records are delivered again).
+through a refused offset commit (a rebalance: the records are delivered again), a record
+whose handling fails (dead-lettered, counted) and a broker restart (see services.runner).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pydantic_settings import BaseSettings
 from qaflow.bus import open_bus
 from qaflow.bus.base import Bus, Producer
 from qaflow.core import topics
-from qaflow.core.errors import CommitFailedError, ConfigError
+from qaflow.core.errors import BusError, CommitFailedError, ConfigError
+from qaflow.core.faults import FaultPolicy
 from qaflow.core.settings import BackendSettings, load
+from qaflow.pipeline.worker import Abandoned
 
 logger = logging.getLogger(__name__)
 S = TypeVar("S", bound=BaseSettings)
@@ -27,11 +30,34 @@ S = TypeVar("S", bound=BaseSettings)
 CONSUMED = Counter("qaflow_records_consumed_total", "Records consumed and finished, by stage.", ["stage"])
 PRODUCED = Counter("qaflow_records_produced_total", "Records published, by topic.", ["topic"])
 COMMIT_FAILURES = Counter(
-    "qaflow_commit_failures_total", "Offset commits the group refused (rebalance); the records come again."
+    "qaflow_commit_failures_total",
+    "Offset commits refused (CommitFailedError: a rebalance, an eviction, the broker away); the records come again.",
+)
+PARTITIONS_LOST = Counter(
+    "qaflow_partitions_lost_total",
+    "Times this member was evicted from its group and lost its partitions (max.poll.interval.ms or session expired).",
+)
+DEAD_LETTERED = Counter(
+    "qaflow_records_dead_lettered_total",
+    "Records whose handling failed for good (permanent error, or unknown after the tries), by stage.",
+    ["stage"],
+)
+HANDLING_RETRIES = Counter(
+    "qaflow_records_handling_retries_total",
+    "Record handling failures to be tried again (transient: backend unavailable; unknown: tries left), by stage.",
+    ["stage"],
+)
+BUS_ERRORS = Counter(
+    "qaflow_bus_errors_total", "Transport errors of the bus (broker unreachable) ridden out with a backoff."
 )
 
 
-class Interrupted(Exception):
+def fault_policy(settings: BackendSettings) -> FaultPolicy:
+    """Backoff whose longest wait stays inside QAFLOW_KAFKA_MAX_POLL_INTERVAL_MS."""
+    return FaultPolicy.for_poll_interval(settings.kafka_max_poll_interval_ms)
+
+
+class Interrupted(Abandoned):
     """Raised inside a step to abandon its batch without committing (shutdown while waiting)."""
 
 
@@ -90,6 +116,11 @@ class Guarded:
         self.worker = worker
         self.on_start = on_start
         self._counted = 0
+        self._seen: dict[str, int] = {}
+
+    @property
+    def bus_connected(self) -> bool:
+        return bool(getattr(self.worker, "bus_connected", True))
 
     def start(self) -> None:
         self.worker.start()
@@ -109,7 +140,8 @@ class Guarded:
         except Interrupted:
             logger.info("%s: stopping; the current batch is left uncommitted and will be delivered again", self.stage)
             return 0
-        self._count()
+        finally:
+            self._count()
         return n
 
     def _count(self) -> None:
@@ -117,6 +149,17 @@ class Guarded:
         if processed > self._counted:
             CONSUMED.labels(self.stage).inc(processed - self._counted)
             self._counted = processed
+        consumer = getattr(self.worker, "consumer", None)
+        for key, now, counter in (
+            ("commit", getattr(self.worker, "commit_failures", 0), COMMIT_FAILURES),
+            ("lost", getattr(consumer, "partitions_lost", 0), PARTITIONS_LOST),
+            ("dead", getattr(self.worker, "dead_lettered", 0), DEAD_LETTERED.labels(self.stage)),
+            ("retry", getattr(self.worker, "transient_failures", 0), HANDLING_RETRIES.labels(self.stage)),
+        ):
+            now = int(now)
+            if now > self._seen.get(key, 0):
+                counter.inc(now - self._seen.get(key, 0))
+                self._seen[key] = now
 
     def drain(self) -> None:
         drain = getattr(self.worker, "drain", None)
@@ -125,6 +168,8 @@ class Guarded:
                 drain()
             except CommitFailedError as exc:
                 logger.warning("%s: final commit refused: %s", self.stage, exc)
+            except BusError as exc:
+                logger.warning("%s: could not finish in-flight work, it will be delivered again: %s", self.stage, exc)
             self._count()
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from qaflow.core import topics
+from qaflow.core.faults import keepalive_s
 from qaflow.core.retry import RetryPolicy
 from qaflow.core.settings import LlmWorkerSettings
 from qaflow.llm import make_provider
@@ -54,6 +55,9 @@ def main() -> int:
         stage.handle,
         concurrency=s.llm_concurrency,
         limiter=aimd,
+        keepalive_s=keepalive_s(s.kafka_max_poll_interval_ms),
+        policy=boot.fault_policy(s),
+        stop=stop,
     )
     probes = Probes(s.http_port)
     probes.details = {"service": NAME, "provider": s.llm_provider, "model": s.model}
@@ -67,7 +71,8 @@ def main() -> int:
         s.rpm_limit or "none",
     )
     try:
-        return run_worker(NAME, boot.Guarded("llm", worker), probes, stop, s.shutdown_grace_s)
+        return run_worker(NAME, boot.Guarded("llm", worker), probes, stop, s.shutdown_grace_s,
+                          bus_policy=boot.fault_policy(s), on_bus_error=boot.BUS_ERRORS.inc)
     finally:
         provider.close()
         bus.close()

@@ -42,6 +42,8 @@ def main() -> int:
         boot.MeteredProducer(bus.producer(client_id=NAME), count_release),
         s.max_delivery_attempts,
         max_waiting=s.retry_max_waiting,
+        policy=boot.fault_policy(s),
+        stop=stop,
     )
     WAITING.set_function(lambda: worker.waiting)
     NEXT_DUE.set_function(lambda: max(0.0, (worker.next_due() or time.time()) - time.time()))
@@ -52,7 +54,8 @@ def main() -> int:
         "holding retries (at most %d in memory); max deliveries %d", s.retry_max_waiting, s.max_delivery_attempts
     )
     try:
-        return run_worker(NAME, boot.Guarded("retry", worker), probes, stop, s.shutdown_grace_s)
+        return run_worker(NAME, boot.Guarded("retry", worker), probes, stop, s.shutdown_grace_s,
+                          bus_policy=boot.fault_policy(s), on_bus_error=boot.BUS_ERRORS.inc)
     finally:
         bus.close()
 

@@ -69,6 +69,8 @@ def main() -> int:
         boot.MeteredProducer(bus.producer(client_id=NAME)),
         score,
         max_records=s.scorer_batch_size,
+        policy=boot.fault_policy(s),
+        stop=stop,
     )
     probes = Probes(s.http_port)
     probes.details = {"service": NAME, "scorer": s.scorer}
@@ -80,7 +82,8 @@ def main() -> int:
         s.max_generations,
     )
     try:
-        return run_worker(NAME, boot.Guarded("score", worker), probes, stop, s.shutdown_grace_s)
+        return run_worker(NAME, boot.Guarded("score", worker), probes, stop, s.shutdown_grace_s,
+                          bus_policy=boot.fault_policy(s), on_bus_error=boot.BUS_ERRORS.inc)
     finally:
         scorer.close()
         bus.close()

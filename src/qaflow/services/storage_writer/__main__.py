@@ -39,10 +39,10 @@ def main() -> int:
     stage = StorageStage(store, cache, s.cache_ttl_s)
 
     def set_ready(up: bool) -> None:
-        probes.ready = up
-        probes.details["store"] = "ok" if up else "unavailable"
+        probes.set_dependency("store", up)
 
-    guard = StoreGuard(store, stop, on_wait=probes.beat, on_state=set_ready)
+    policy = boot.fault_policy(s)
+    guard = StoreGuard(store, stop, cap_s=policy.cap_s, on_wait=probes.beat, on_state=set_ready)
 
     def write(batch: list[Decoded]) -> list[object]:
         started = time.perf_counter()
@@ -67,11 +67,14 @@ def main() -> int:
         write,  # type: ignore[arg-type]
         max_records=s.storage_batch_size,
         inline_dead_letters=True,
+        policy=policy,
+        stop=stop,
     )
     logger.info("writing batches of up to %d records", s.storage_batch_size)
     try:
         looped = boot.Guarded("storage", worker, on_start=lambda: guard.call(lambda: None))  # migrations first
-        return run_worker(NAME, looped, probes, stop, s.shutdown_grace_s)
+        return run_worker(NAME, looped, probes, stop, s.shutdown_grace_s,
+                          bus_policy=policy, on_bus_error=boot.BUS_ERRORS.inc)
     finally:
         cache.close()
         store.close()
