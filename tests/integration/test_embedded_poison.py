@@ -1,9 +1,9 @@
 """``qaflow run`` (the embedded runner) on a record whose handling raises, in-memory and on real Kafka.
 
-An OpenAI-compatible server answers one question with a 63,700-character repetition loop,
-longer than the answer schema allows. Before per-record isolation the run died with a
-pydantic ``string_too_long`` traceback; now that question ends ``failed`` and the others
-are answered.
+The answer stage raises on one question (``tests/poison_hook`` injects the fault; the
+over-long answer that used to do this is now truncated by the text policy). Before
+per-record isolation the run died with the traceback; now that question ends ``failed`` and
+the others are answered.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_embedded_run import qaflow
-from tests.services.test_workers_poison import LOOP_ANSWER, stub_server
+from tests.services.test_workers_poison import POISON_HOOK, stub_server
 
 QUESTIONS = [
     ("Why is the sky blue?", "Sunlight scatters off air molecules, and blue light scatters the most."),
@@ -28,15 +28,14 @@ QUESTIONS = [
 
 
 def reply(path: str, body: Any) -> tuple[int, Any]:
-    prompt = body["messages"][-1]["content"]
-    text = LOOP_ANSWER if "Loop forever" in prompt else "Light scatters and the sea collects salt from rivers."
+    text = "Light scatters and the sea collects salt from rivers."
     return 200, {"id": "x", "object": "chat.completion", "model": "m",
                  "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                  "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}
 
 
 @pytest.mark.parametrize("bus", ["memory", "kafka"])
-def test_an_over_long_answer_fails_its_question_and_the_run_finishes(
+def test_a_record_the_answer_stage_raises_on_fails_its_question_and_the_run_finishes(
     bus: str, tmp_path: Path, request: pytest.FixtureRequest, unique_name: str
 ) -> None:
     data = tmp_path / "q.csv"
@@ -46,7 +45,8 @@ def test_an_over_long_answer_fails_its_question_and_the_run_finishes(
             writer.writerow([str(i), title, "", ref])
     db = tmp_path / "q.db"
     server, url = stub_server(reply)
-    env = {"QAFLOW_LLM_PROVIDER": "openai", "QAFLOW_LLM_BASE_URL": url, "QAFLOW_MAX_GENERATIONS": "1"}
+    env = {"QAFLOW_LLM_PROVIDER": "openai", "QAFLOW_LLM_BASE_URL": url, "QAFLOW_MAX_GENERATIONS": "1",
+           "PYTHONPATH": POISON_HOOK, "POISON_MARK": "Loop forever"}
     args = ["run", "--json", "--dataset", str(data), "--scorer", "lexical", "--store", f"sqlite:///{db}"]
     if bus == "kafka":
         bootstrap = request.getfixturevalue("kafka_bootstrap")
@@ -67,4 +67,4 @@ def test_an_over_long_answer_fails_its_question_and_the_run_finishes(
         ).fetchall())
         (reason,) = conn.execute("SELECT error FROM results WHERE status = 'failed'").fetchone()
     assert rows["Loop forever?"] == "failed" and len(rows) == 4
-    assert "llm stage" in reason and "50000" in reason
+    assert "llm stage" in reason and "injected handler fault" in reason

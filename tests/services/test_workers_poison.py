@@ -36,7 +36,20 @@ from tests.services.test_workers_processes import REFERENCE, Harness, metric
 
 pytestmark = pytest.mark.integration
 
-LOOP_ANSWER = "and so on " * 6_370  # 63,700 characters: a local model's repetition loop
+POISON_HOOK = str(Path(__file__).resolve().parents[1] / "poison_hook")  # see its sitecustomize.py
+REFUSE_TRIGGER = """
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.answer LIKE '%POISON%' THEN
+    RAISE EXCEPTION 'refused by a check constraint on answer' USING ERRCODE = '23514';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison_results BEFORE INSERT OR UPDATE ON results
+  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+CREATE TRIGGER refuse_poison_attempts BEFORE INSERT OR UPDATE ON attempts
+  FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
 
 
 @pytest.fixture
@@ -116,7 +129,7 @@ def result(title: str, answer: str) -> ResultMessage:
                          submitted_at=q.submitted_at)
 
 
-def test_storage_writer_dead_letters_a_nul_answer_on_postgresql_and_writes_the_rest(
+def test_storage_writer_dead_letters_a_row_postgresql_refuses_and_writes_the_rest(
     kafka_bootstrap: str, unique_name: str, tmp_path: Path, postgres_server: PostgresServer, pg_url: str
 ) -> None:
     harness = Harness(kafka_bootstrap, f"{unique_name}.", tmp_path / "logs", store_url=pg_url)
@@ -127,7 +140,18 @@ def test_storage_writer_dead_letters_a_nul_answer_on_postgresql_and_writes_the_r
 
 
 def _storage_writer_poison(harness: Harness, pg_url: str) -> None:
-    poison = result("Why does bread go stale?", "Starch retrogrades.\u0000 Then it dries.")
+    """A row the database refuses (a constraint the data breaks; a NUL used to do this before the
+    text policy removed it at every entrance): the writer dead-letters it and writes the rest."""
+    store = open_store(pg_url)
+    store.start()  # creates the tables
+    store.close()
+    conn = psycopg2.connect(pg_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(REFUSE_TRIGGER)
+    finally:
+        conn.close()
+    poison = result("Why does bread go stale?", "Starch retrogrades. POISON Then it dries.")
     history = ScoreRecord(question_id=poison.question_id, generation=1, answer=poison.answer or "", score=0.9,
                           model="m", scorer={"name": "lexical"}, decision="validated")
     good = [result(f"Good question {i}?", f"A plain answer {i}.") for i in range(6)]
@@ -141,7 +165,7 @@ def _storage_writer_poison(harness: Harness, pg_url: str) -> None:
     got = statuses(pg_url, ids)
     assert got[poison.question_id] == "failed"
     assert all(got[r.question_id] == "validated" for r in good)
-    assert "NUL" in failed_reason(pg_url, poison.question_id)
+    assert "refused by a check constraint" in failed_reason(pg_url, poison.question_id)
     conn = psycopg2.connect(pg_url)
     try:
         with conn.cursor() as cur:
@@ -149,18 +173,22 @@ def _storage_writer_poison(harness: Harness, pg_url: str) -> None:
             rows = cur.fetchall()
     finally:
         conn.close()
-    assert rows and all(stage == "storage" and "NUL" in reason for stage, reason in rows)
+    assert rows and all(stage == "storage" and "check constraint" in reason for stage, reason in rows)
     assert writer.running()
-    assert metric(writer.url, "qaflow_records_dead_lettered_total", stage="storage") == 2  # result and history
+    # result and history; counted when the step that stored them ends, just after the rows appear
+    wait_for("both dead letters counted",
+             lambda: metric(writer.url, "qaflow_records_dead_lettered_total", stage="storage") >= 2, [writer], 20)
+    assert metric(writer.url, "qaflow_records_dead_lettered_total", stage="storage") == 2
     assert writer.stop(grace_s=15) == 0
 
 
-def test_llm_worker_dead_letters_an_over_long_answer_and_answers_the_rest(sqlite_harness: Harness) -> None:
+def test_llm_worker_dead_letters_a_record_its_handler_raises_on_and_answers_the_rest(
+    sqlite_harness: Harness,
+) -> None:
     h = sqlite_harness
 
     def reply(path: str, body: Any) -> tuple[int, Any]:
-        prompt = body["messages"][-1]["content"]
-        text = LOOP_ANSWER if "Loop" in prompt else "Because of Rayleigh scattering."
+        text = "Because of Rayleigh scattering."
         return 200, {"id": "x", "object": "chat.completion", "model": "m",
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                   "finish_reason": "stop"}],
@@ -173,7 +201,7 @@ def test_llm_worker_dead_letters_an_over_long_answer_and_answers_the_rest(sqlite
         for q in (poison, *good):
             h.send(topics.QUESTIONS, q.question_id, q.encode())
         worker = h.start("llm-worker", QAFLOW_LLM_PROVIDER="openai", QAFLOW_LLM_BASE_URL=url,
-                         QAFLOW_LLM_CONCURRENCY="2")
+                         QAFLOW_LLM_CONCURRENCY="2", PYTHONPATH=POISON_HOOK, POISON_MARK="Loop")
         writer = h.start("storage-writer")
         answered = h.collect([topics.ANSWERS], lambda got: len({r.key for r in got}) >= len(good))
         assert {r.key for r in answered} == {q.question_id for q in good}
@@ -181,7 +209,7 @@ def test_llm_worker_dead_letters_an_over_long_answer_and_answers_the_rest(sqlite
         wait_for("the poison question failed", lambda: statuses(store_url, [poison.question_id])[
             poison.question_id] == "failed", [worker, writer])
         reason = failed_reason(store_url, poison.question_id)
-        assert "llm stage" in reason and "50000" in reason  # pydantic: at most 50000 characters
+        assert "llm stage" in reason and "injected handler fault" in reason
         assert worker.running() and writer.running()
         assert metric(worker.url, "qaflow_records_dead_lettered_total", stage="llm") == 1
         assert worker.stop(grace_s=15) == 0
