@@ -58,7 +58,7 @@ class Gunicorn:
             try:
                 if requests.get(self.url + ready_path, timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
                 pass
             time.sleep(0.2)
         raise AssertionError(f"not ready in {timeout_s}s: {self.log.read_text()[-3000:]}")

@@ -104,7 +104,8 @@ class KafkaBus:
         require_kafka()
         from qaflow.bus.kafka_producer import KafkaBusProducer
 
-        return KafkaBusProducer({**self._common, "client_id": client_id, **self.producer_options})
+        bounds = {"max_block_ms": self.settings.kafka_max_block_ms}  # a send to a down broker fails, not hangs
+        return KafkaBusProducer({**self._common, "client_id": client_id, **bounds, **self.producer_options})
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> KafkaBusConsumer:
         require_kafka()

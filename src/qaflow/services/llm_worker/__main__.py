@@ -48,7 +48,7 @@ def main() -> int:
         concurrency=s.llm_concurrency,
         limiter=aimd,
     )
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     probes.details = {"service": NAME, "provider": s.llm_provider, "model": s.model}
     provider.start()
     logger.info(

@@ -70,7 +70,7 @@ def main() -> int:
         score,
         max_records=s.scorer_batch_size,
     )
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     probes.details = {"service": NAME, "scorer": s.scorer}
     logger.info(
         "scoring with %s in batches of up to %d; threshold %.2f, at most %d generations",
