@@ -170,6 +170,8 @@ def env(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Ite
         settings = ApiSettings(**{"max_body_bytes": MAX_BODY, **values, **overrides})
         app = create_app(settings)
         apps.append(app)
+        if not overrides.get("store_url"):  # connect now, as gunicorn's post_worker_init does
+            runtime(app).warm_up()
         client = Client(app, OpenApiCheck(app.test_client().get("/openapi.json").get_json()))
         return client
 

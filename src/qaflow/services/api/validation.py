@@ -77,7 +77,9 @@ def parse_question(body: Any, default_run_id: str | None = None) -> QuestionMess
         elif (problem := text_problem(body.get(name), spec)) is not None:
             errors.append({"field": name, "detail": problem})
     category = _integer(body.get("category"))
-    if category is not None and (not isinstance(category, int) or not CATEGORY_MIN <= category <= CATEGORY_MAX):
+    if category is not None and (
+        isinstance(category, bool) or not isinstance(category, int) or not CATEGORY_MIN <= category <= CATEGORY_MAX
+    ):
         errors.append({"field": "category", "detail": f"must be an integer from {CATEGORY_MIN} to {CATEGORY_MAX}"})
     if errors:
         raise InvalidQuestion(errors)
