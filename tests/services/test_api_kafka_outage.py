@@ -43,10 +43,15 @@ def _ask(url: str, title: str) -> tuple[requests.Response, float]:
     return reply, time.monotonic() - started
 
 
+@pytest.mark.parametrize(
+    "producer_env",
+    [{}, {"QAFLOW_KAFKA_REQUEST_TIMEOUT_MS": "1000", "QAFLOW_KAFKA_DELIVERY_TIMEOUT_MS": "2000"}],
+    ids=["default-timeouts", "records-expire-during-the-outage"],
+)
 def test_kafka_outage_is_a_fast_503_and_probes_keep_answering(broker: KafkaServer, tmp_path: Path,
-                                                               unique_name: str) -> None:
+                                                               unique_name: str, producer_env: dict[str, str]) -> None:
     env = {"QAFLOW_BUS_URL": f"kafka://{broker.bootstrap}", "QAFLOW_STORE_URL": f"sqlite:///{tmp_path / 'qa.db'}",
-           "QAFLOW_CACHE_URL": "memory://", "QAFLOW_TOPIC_PREFIX": f"{unique_name}."}
+           "QAFLOW_CACHE_URL": "memory://", "QAFLOW_TOPIC_PREFIX": f"{unique_name}.", **producer_env}
     api = Gunicorn("api", env, tmp_path, "--workers", "1")
     try:
         api.start(ready_path="/readyz", timeout_s=90)

@@ -104,7 +104,11 @@ class KafkaBus:
         require_kafka()
         from qaflow.bus.kafka_producer import KafkaBusProducer
 
-        bounds = {"max_block_ms": self.settings.kafka_max_block_ms}  # a send to a down broker fails, not hangs
+        bounds = {  # a send to a down broker fails in bounded time, it does not hang
+            "max_block_ms": self.settings.kafka_max_block_ms,
+            "request_timeout_ms": self.settings.kafka_request_timeout_ms,
+            "delivery_timeout_ms": self.settings.kafka_delivery_timeout_ms,
+        }
         return KafkaBusProducer({**self._common, "client_id": client_id, **bounds, **self.producer_options})
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> KafkaBusConsumer:

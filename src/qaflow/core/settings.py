@@ -153,9 +153,19 @@ class BackendSettings(_Group):
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000, description="A consumer silent this long leaves its group and its partitions move (a crashed pod's work resumes after it).")
     kafka_max_poll_interval_ms: int = Field(300_000, ge=10_000, description="Longest gap between two polls before a consumer is considered stuck.")
     kafka_max_block_ms: int = Field(30_000, ge=100, le=300_000, description="Longest a Kafka send waits for metadata or buffer space before it fails (broker down).")
+    kafka_request_timeout_ms: int = Field(15_000, ge=1_000, le=300_000, description="Longest a producer waits for the broker's answer to one request before retrying it.")
+    kafka_delivery_timeout_ms: int = Field(60_000, ge=2_000, le=900_000, description="Longest a produced record may wait for its acknowledgement, retries included, before it counts as failed.")
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )
+
+    @model_validator(mode="after")
+    def _delivery_covers_a_request(self) -> BackendSettings:
+        # kafka-python refuses delivery_timeout_ms < linger_ms (5) + request_timeout_ms.
+        if self.kafka_delivery_timeout_ms < self.kafka_request_timeout_ms + 100:
+            msg = "QAFLOW_KAFKA_DELIVERY_TIMEOUT_MS must exceed QAFLOW_KAFKA_REQUEST_TIMEOUT_MS by at least 100"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> BackendSettings:
