@@ -19,7 +19,11 @@ from qaflow.core.errors import ConfigError
 from qaflow.core.settings import ApiSettings, StorageWriterSettings, load
 from qaflow.services.probes import Probes
 from qaflow.services.web.gunicorn_hooks import base_config
-from tests.services.test_api import REFERENCE, Client, Env, client, env  # noqa: F401 - fixtures
+from tests.services import test_api
+from tests.services.test_api import REFERENCE, Client, Env
+
+env = test_api.env  # the same fixtures: embedded backends, and real servers (integration)
+client = test_api.client
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
@@ -85,10 +89,10 @@ def test_a_blank_api_key_is_a_start_up_error_naming_the_variable(key: str) -> No
 
 
 def test_gunicorn_refuses_to_start_with_a_blank_api_key(tmp_path: Path) -> None:
-    env = {"QAFLOW_API_KEY": "", "QAFLOW_STORE_URL": f"sqlite:///{tmp_path / 'qa.db'}", "PATH": "/usr/bin:/bin"}
+    environ = {"QAFLOW_API_KEY": "", "QAFLOW_STORE_URL": f"sqlite:///{tmp_path / 'qa.db'}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [GUNICORN, "--config", "python:qaflow.services.api.gunicorn_conf", "qaflow.services.api.app:create_app()"],
-        env=env, capture_output=True, timeout=60, check=False,
+        env=environ, capture_output=True, timeout=60, check=False,
     )
     assert done.returncode != 0
     assert b"QAFLOW_API_KEY" in done.stdout + done.stderr
@@ -96,8 +100,8 @@ def test_gunicorn_refuses_to_start_with_a_blank_api_key(tmp_path: Path) -> None:
 
 def test_http_ports_bind_loopback_unless_told() -> None:
     assert base_config(load(ApiSettings, {}), "api")["bind"] == "127.0.0.1:8000"
-    told = load(ApiSettings, {"QAFLOW_HTTP_HOST": "0.0.0.0"})  # noqa: S104 - what the chart renders
-    assert base_config(told, "api")["bind"] == "0.0.0.0:8000"  # noqa: S104
+    told = load(ApiSettings, {"QAFLOW_HTTP_HOST": "0.0.0.0"})  # what the chart renders
+    assert base_config(told, "api")["bind"] == "0.0.0.0:8000"
     probes = Probes(0, load(StorageWriterSettings, {}).http_host)
     probes.start()
     try:
