@@ -178,3 +178,14 @@ def test_bad_chunked_framing_is_400(api: Gunicorn, body: bytes) -> None:
         sock.sendall(head + body)
         data, _ = _read_reply(sock, 10)
     _problem(data, 400)
+
+
+def test_a_body_that_stops_arriving_is_408(api: Gunicorn) -> None:
+    head = (b"POST /v1/questions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\nConnection: close\r\n\r\n")
+    with _connect(api.port) as sock:
+        sock.sendall(head + b'{"title": ')
+        data, waited = _read_reply(sock, 30)
+    print(f"stalled body answered after {waited:.1f}s")
+    assert waited < 20, waited
+    _problem(data, 408)

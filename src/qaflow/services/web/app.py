@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from qaflow.core.errors import BusError, QaflowError
@@ -143,8 +143,10 @@ def read_json() -> Any:
         raise Problem(415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
     try:
         raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
-    except TimeoutError as exc:  # the client stopped sending (the worker's socket timeout)
-        raise Problem(408, "request body not received in time") from exc
+    except ClientDisconnected as exc:  # werkzeug's 400, raised while handling the read's OSError
+        if isinstance(exc.__context__, TimeoutError):  # the client stopped sending (socket timeout)
+            raise Problem(408, "request body not received in time") from exc
+        raise
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
