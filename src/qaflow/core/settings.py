@@ -259,7 +259,7 @@ class ApiSettings(PipelineSettings, BackendSettings, ServiceSettings):
     http_port: int = Field(8000, ge=1, le=65535, description="Port the api listens on.")
     api_key: SecretStr | None = Field(None, description="When set, POST requests need the header X-API-Key with this value.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body accepted (413 above).")
-    enqueue_timeout_s: float = Field(0.5, ge=0.1, le=30, description="Longest a submission waits for Kafka (a send's wait for metadata, then the acknowledgement); past it the api answers 503 with Retry-After.")
+    enqueue_timeout_s: float = Field(3.0, ge=0.1, le=30, description="Longest a submission waits for Kafka's acknowledgement while a broker is reachable; past it 503 with Retry-After (with no broker reachable: 503 at once).")
 
     @field_validator("api_key")
     @classmethod

@@ -18,12 +18,13 @@ import time
 from typing import Any
 
 from qaflow.bus import open_bus
-from qaflow.bus.base import Bus, Producer
+from qaflow.bus.base import Bus
+from qaflow.bus.kafka import parse_url
 from qaflow.cache import open_cache
 from qaflow.core import topics
-from qaflow.core.errors import BusError, DeliveryError
 from qaflow.core.settings import ApiSettings
 from qaflow.pipeline.submit import Submitter
+from qaflow.services.api.enqueue import BoundedProducer, BrokerProbe
 from qaflow.services.api.metrics import MeteredCache
 from qaflow.services.web.app import Unavailable
 from qaflow.store import open_store
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_ID = "0" * 32  # a well-formed id no question has (readiness query)
 START_WAIT_S = 0.5  # longest a request or /readyz waits for connections being opened
+SEND_BLOCK_MS = 500  # longest a send waits for topic metadata (QAFLOW_KAFKA_MAX_BLOCK_MS caps it too)
 
 
 class ApiBackends:
@@ -100,13 +102,14 @@ class ApiBackends:
             cache = MeteredCache(open_cache(s.cache_url))
             cache.start()
             opened.append(cache)
-            # A send waits for broker metadata at most the enqueue budget, not the workers' longer bound.
-            max_block_ms = min(s.kafka_max_block_ms, round(s.enqueue_timeout_s * 1000))
+            # A send waits for broker metadata briefly: a request is not the place to wait for a broker.
+            max_block_ms = min(s.kafka_max_block_ms, SEND_BLOCK_MS)
             bus = open_bus(s.bus_url, s.model_copy(update={"kafka_max_block_ms": max_block_ms}))
             bus.start()
             opened.append(bus)
             bus.ensure_topics([topics.TopicSpec(topics.QUESTIONS, s.kafka_partitions, s.kafka_retention_ms)])
-            producer = BoundedProducer(bus.producer("qaflow-api"), s.enqueue_timeout_s)
+            probe = BrokerProbe(parse_url(s.bus_url)) if s.bus_url.startswith("kafka://") else None
+            producer = BoundedProducer(bus.producer("qaflow-api"), s.enqueue_timeout_s, probe)
             producer.start()
         except Exception:
             for resource in reversed(opened):
@@ -152,53 +155,6 @@ class ApiBackends:
                 _close_quietly(resource)
         if bus is not None:
             _close_quietly(bus)
-
-
-class BoundedProducer:
-    """The api's producer: a flush waits ``timeout_s`` at most, and the outcome feeds readiness.
-
-    A record not acknowledged in time is reported as a retriable :class:`DeliveryError`
-    (answered 503 with Retry-After); it may still reach Kafka later, which is safe because
-    the submission was released and a repeat enqueues the same question id.
-    Errors from the Kafka client itself (say, while it reconnects) count as the bus being
-    unavailable too, never as a bug.
-    """
-
-    def __init__(self, inner: Producer, timeout_s: float) -> None:
-        self.inner = inner
-        self.timeout_s = timeout_s
-        self._failure: str | None = None  # type of the last failure, None after a success
-
-    @property
-    def health(self) -> str:
-        failure = self._failure
-        return "ok" if failure is None else f"unavailable (last enqueue failed: {failure}; see the server log)"
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def send(self, topic: str, key: str | None, value: bytes) -> None:
-        self._guard(self.inner.send, topic, key, value)
-
-    def flush(self, timeout_s: float | None = None) -> None:
-        self._guard(self.inner.flush, self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
-        self._failure = None
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def _guard(self, call: Any, *args: Any) -> None:
-        try:
-            call(*args)
-        except BusError as exc:
-            self._failure = type(exc).__name__
-            raise
-        except Exception as exc:
-            if type(exc).__module__.split(".")[0] != "kafka":
-                raise
-            self._failure = type(exc).__name__
-            msg = f"Kafka client error: {type(exc).__name__}: {exc}"
-            raise DeliveryError(msg, retriable=True) from exc
 
 
 def _close_quietly(resource: Any) -> None:
