@@ -17,8 +17,8 @@ from qaflow.services.api.validation import CATEGORY_MAX, CATEGORY_MIN, TEXT_FIEL
 
 REF = "#/components/schemas/{model}"
 STATUSES = ["queued", "processing", "validated", "exhausted", "failed"]
-NON_BLANK = r"\S"
-NO_NUL = r"^[^\x00]*$"
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL's TEXT refuses NUL, so the api does (422)
+NON_BLANK_NO_NUL = r"^[^\x00]*[^\x00\s][^\x00]*$"  # and a required text has a non-space character
 ID_PATTERN = "^[0-9a-fA-F]{32}$"
 
 
@@ -35,9 +35,9 @@ def _model(model: Any, components: dict[str, Any]) -> dict[str, str]:
 
 def _text(name: str) -> dict[str, Any]:
     spec = TEXT_FIELDS[name]
-    schema: dict[str, Any] = {"type": "string", "maxLength": spec.max_length}
+    schema: dict[str, Any] = {"type": "string", "maxLength": spec.max_length, "pattern": NO_NUL}
     if spec.required:
-        schema.update(minLength=1, pattern=NON_BLANK)
+        schema.update(minLength=1, pattern=NON_BLANK_NO_NUL)
         return schema
     return {"anyOf": [schema, {"type": "null"}]}
 
