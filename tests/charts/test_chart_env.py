@@ -107,6 +107,7 @@ def test_port_env_probes_and_container_port_agree(renders: Renders, value_set: s
             continue
         port = w.ports["http"]
         assert w.env.get("QAFLOW_HTTP_PORT") == str(port), f"{w.name}: QAFLOW_HTTP_PORT != containerPort {port}"
+        assert w.env.get("QAFLOW_HTTP_HOST") == "0.0.0.0", f"{w.name}: binds loopback only, probes would fail"
         assert w.probes["liveness"].port == port and w.probes["readiness"].port == port, w.name
         assert w.probes["liveness"].path == "/healthz" and w.probes["readiness"].path == "/readyz", w.name
 

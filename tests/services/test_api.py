@@ -170,6 +170,8 @@ def env(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Ite
         settings = ApiSettings(**{"max_body_bytes": MAX_BODY, **values, **overrides})
         app = create_app(settings)
         apps.append(app)
+        if not overrides.get("store_url"):  # connect now, as gunicorn's post_worker_init does
+            runtime(app).warm_up()
         client = Client(app, OpenApiCheck(app.test_client().get("/openapi.json").get_json()))
         return client
 
@@ -413,6 +415,7 @@ def test_unreachable_store_is_503_json_and_not_ready(env: Env) -> None:
     assert r.status_code == 503 and r.content_type == PROBLEM and r.headers["Retry-After"]
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["status"] == "unavailable"
+    assert "127.0.0.1" not in ready.get_data(as_text=True)  # the reason's type only; hosts go to the log
     assert client.get("/healthz").status_code == 200
 
 

@@ -58,7 +58,7 @@ class Gunicorn:
             try:
                 if requests.get(self.url + ready_path, timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
                 pass
             time.sleep(0.2)
         raise AssertionError(f"not ready in {timeout_s}s: {self.log.read_text()[-3000:]}")
@@ -127,7 +127,11 @@ def api_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 def test_api_under_gunicorn_aggregates_metrics_over_workers_and_stops_cleanly(
     serve: Any, api_env: dict[str, str], unique_name: str
 ) -> None:
-    api = serve("api", api_env, "--workers", "2", "--threads", "4")
+    api = serve("api", api_env, "--workers", "2", ready_path="/readyz")
+    for _ in range(100):  # both workers connected (a worker still connecting answers 503 with Retry-After)
+        if all(requests.get(api.url + "/readyz", timeout=5).status_code == 200 for _ in range(10)):
+            break
+        time.sleep(0.2)
     # Fresh connections until both workers have answered (each reports its pid).
     pids: list[int] = []
     for _ in range(400):

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
     "linger_ms": 5,
+    # Time bounds; KafkaBus passes QAFLOW_KAFKA_MAX_BLOCK_MS / _REQUEST_TIMEOUT_MS / _DELIVERY_TIMEOUT_MS.
     "max_block_ms": 30_000,  # send() blocks this long at most for metadata or buffer space
     "request_timeout_ms": 15_000,
     "delivery_timeout_ms": 60_000,

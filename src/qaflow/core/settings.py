@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qaflow.core.errors import ConfigError
@@ -257,6 +257,7 @@ def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
 
 class ServiceSettings(_Group):
     http_port: int = Field(9100, ge=1, le=65535, description="Port of the service's HTTP endpoints (/healthz, /readyz, /metrics).")
+    http_host: str = Field("127.0.0.1", min_length=1, description="Address the HTTP port listens on: loopback by default (local runs); the chart sets 0.0.0.0 in pods.")
     log_format: Literal["json", "text"] = Field("json", description="json (one object per line, for containers) or text.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
     consumer_group: str = Field("", description="Kafka consumer group; empty uses the service's default.")
@@ -270,6 +271,16 @@ class ApiSettings(PipelineSettings, BackendSettings, ServiceSettings):
     http_port: int = Field(8000, ge=1, le=65535, description="Port the api listens on.")
     api_key: SecretStr | None = Field(None, description="When set, POST requests need the header X-API-Key with this value.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body accepted (413 above).")
+    enqueue_timeout_s: float = Field(3.0, ge=0.1, le=30, description="Longest a submission waits for Kafka's acknowledgement while a broker is reachable; past it 503 with Retry-After (with no broker reachable: 503 at once).")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would let every request in: refuse it rather than silently turn authentication off.
+        if value is not None and not value.get_secret_value().strip():
+            msg = "is set but empty; unset it to turn authentication off, or give a key"
+            raise ValueError(msg)
+        return value
 
 
 @register

@@ -27,7 +27,7 @@ class _ThreadingServer(WSGIServer):
 
 
 class Probes:
-    def __init__(self, port: int, host: str = "0.0.0.0", stall_after_s: float = 120.0) -> None:  # noqa: S104
+    def __init__(self, port: int, host: str = "127.0.0.1", stall_after_s: float = 120.0) -> None:
         self.port = port
         self.host = host
         self.stall_after_s = stall_after_s

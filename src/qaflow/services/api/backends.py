@@ -1,29 +1,40 @@
-"""The api's connections (store, cache, producer), opened once per process on first use.
+"""The api's connections (store, cache, producer), opened once per process, in the background.
 
 Never at import and never in the gunicorn master: each worker connects after the fork.
-A failed start is not remembered; the next request (or /readyz) tries again, so an api
-that came up before Postgres or Kafka heals by itself.
+A request never waits long for a connection: it starts one in the background when none
+is open or opening, waits up to :data:`START_WAIT_S` for it, and otherwise gets a 503 with
+Retry-After. A failed start is not remembered; the next request (or /readyz) tries again,
+so an api that came up before Postgres or Kafka heals by itself.
+
+Readiness answers at once from what is known (``ok``, ``connecting``, or the type of the
+last failure); the full error text, which may name internal hosts, goes to the log only.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from qaflow.bus import open_bus
-from qaflow.bus.base import Bus, Producer
+from qaflow.bus.base import Bus
+from qaflow.bus.kafka import parse_url
 from qaflow.cache import open_cache
 from qaflow.core import topics
 from qaflow.core.settings import ApiSettings
 from qaflow.pipeline.submit import Submitter
+from qaflow.services.api.enqueue import BoundedProducer, BrokerProbe
 from qaflow.services.api.metrics import MeteredCache
+from qaflow.services.web.app import Unavailable
 from qaflow.store import open_store
 from qaflow.store.base import Store
 
 logger = logging.getLogger(__name__)
 
 PROBE_ID = "0" * 32  # a well-formed id no question has (readiness query)
+START_WAIT_S = 0.5  # longest a request or /readyz waits for connections being opened
+SEND_BLOCK_MS = 500  # longest a send waits for topic metadata (QAFLOW_KAFKA_MAX_BLOCK_MS caps it too)
 
 
 class ApiBackends:
@@ -31,19 +42,55 @@ class ApiBackends:
         self.settings = settings
         self._lock = threading.Lock()
         self._submitter: Submitter | None = None
+        self._producer: BoundedProducer | None = None
         self._bus: Bus | None = None
+        self._starting: threading.Event | None = None  # set when the start in progress ends
+        self._start_error: BaseException | None = None
+        self._closed = False
 
     @property
     def submitter(self) -> Submitter:
-        if self._submitter is None:
-            with self._lock:
-                if self._submitter is None:
-                    self._submitter = self._start()
-        return self._submitter
+        submitter = self._connected(START_WAIT_S)
+        if submitter is None:
+            raise Unavailable("store and message bus", self._why_not())
+        return submitter
 
     @property
     def store(self) -> Store:
         return self.submitter.store
+
+    def _connected(self, wait_s: float) -> Submitter | None:
+        """The submitter, once started; else starts one in the background and waits ``wait_s`` for it."""
+        if self._submitter is not None:
+            return self._submitter
+        with self._lock:
+            if self._submitter is not None:
+                return self._submitter
+            done = self._starting
+            if done is None:
+                done = self._starting = threading.Event()
+                threading.Thread(target=self._start_in_background, args=(done,), name="api-connect",
+                                 daemon=True).start()
+        done.wait(wait_s)
+        return self._submitter
+
+    def _start_in_background(self, done: threading.Event) -> None:
+        try:
+            submitter = self._start()
+        except Exception as exc:
+            logger.warning("api could not connect (will retry on demand): %s", exc)
+            with self._lock:
+                self._start_error, self._starting = exc, None
+        else:
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._submitter, self._start_error, self._starting = submitter, None, None
+            if closed:  # the worker is exiting: do not leave these connections open
+                for resource in (submitter.producer, submitter.cache, submitter.store, self._bus):
+                    _close_quietly(resource)
+        finally:
+            done.set()
 
     def _start(self) -> Submitter:
         s = self.settings
@@ -55,40 +102,52 @@ class ApiBackends:
             cache = MeteredCache(open_cache(s.cache_url))
             cache.start()
             opened.append(cache)
-            bus = open_bus(s.bus_url, s)
+            # A send waits for broker metadata briefly: a request is not the place to wait for a broker.
+            max_block_ms = min(s.kafka_max_block_ms, SEND_BLOCK_MS)
+            bus = open_bus(s.bus_url, s.model_copy(update={"kafka_max_block_ms": max_block_ms}))
             bus.start()
             opened.append(bus)
             bus.ensure_topics([topics.TopicSpec(topics.QUESTIONS, s.kafka_partitions, s.kafka_retention_ms)])
-            producer: Producer = bus.producer("qaflow-api")
+            probe = BrokerProbe(parse_url(s.bus_url)) if s.bus_url.startswith("kafka://") else None
+            producer = BoundedProducer(bus.producer("qaflow-api"), s.enqueue_timeout_s, probe)
             producer.start()
         except Exception:
             for resource in reversed(opened):
                 _close_quietly(resource)
             raise
-        self._bus = bus
+        self._bus, self._producer = bus, producer
         logger.info("api connected: store %s, cache %s, bus %s", _scheme(s.store_url), _scheme(s.cache_url),
                     _scheme(s.bus_url))
         return Submitter(store, cache, producer, s.cache_ttl_s)
 
+    def _why_not(self) -> str:
+        error = self._start_error
+        return "connecting" if error is None else f"not connected ({type(error).__name__}; see the server log)"
+
     # --- Runtime (see qaflow.services.web.app) ---
 
     def warm_up(self) -> None:
-        _ = self.submitter
+        """Connect now and wait for it; raises the start's error (gunicorn's post_worker_init, tests)."""
+        while self._connected(1.0) is None:
+            if self._start_error is not None and self._starting is None:
+                raise self._start_error
+            time.sleep(0.01)
 
     def ready(self) -> dict[str, str]:
-        checks = {"store": "ok", "bus": "ok"}
-        try:
-            submitter = self.submitter
-        except Exception as exc:
-            return {"store": "not connected", "bus": "not connected", "error": f"{type(exc).__name__}: {exc}"}
+        submitter = self._connected(START_WAIT_S)
+        if submitter is None:
+            return {"store": self._why_not(), "bus": self._why_not()}
+        checks = {"store": "ok", "bus": self._producer.health if self._producer is not None else "ok"}
         try:
             submitter.store.status(PROBE_ID)
         except Exception as exc:
-            checks["store"] = f"{type(exc).__name__}: {exc}"
+            logger.warning("readiness: store check failed: %s", exc)
+            checks["store"] = f"unavailable ({type(exc).__name__}; see the server log)"
         return checks
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             submitter, self._submitter = self._submitter, None
             bus, self._bus = self._bus, None
         if submitter is not None:

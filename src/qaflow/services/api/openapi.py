@@ -17,7 +17,9 @@ from qaflow.services.api.validation import CATEGORY_MAX, CATEGORY_MIN, TEXT_FIEL
 
 REF = "#/components/schemas/{model}"
 STATUSES = ["queued", "processing", "validated", "exhausted", "failed"]
-NON_BLANK = r"\S"
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL's TEXT refuses NUL, so the api does (422)
+NON_BLANK_NO_NUL = r"^[^\x00]*[^\x00\s][^\x00]*$"  # and a required text has a non-space character
+ID_PATTERN = "^[0-9a-fA-F]{32}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -33,9 +35,9 @@ def _model(model: Any, components: dict[str, Any]) -> dict[str, str]:
 
 def _text(name: str) -> dict[str, Any]:
     spec = TEXT_FIELDS[name]
-    schema: dict[str, Any] = {"type": "string", "maxLength": spec.max_length}
+    schema: dict[str, Any] = {"type": "string", "maxLength": spec.max_length, "pattern": NO_NUL}
     if spec.required:
-        schema.update(minLength=1, pattern=NON_BLANK)
+        schema.update(minLength=1, pattern=NON_BLANK_NO_NUL)
         return schema
     return {"anyOf": [schema, {"type": "null"}]}
 
@@ -172,7 +174,7 @@ def _stats_schema() -> dict[str, Any]:
 
 
 def document(settings: ApiSettings) -> dict[str, Any]:
-    e400 = _problem("Malformed JSON, a body that is not UTF-8, or a malformed question id.")
+    e400 = _problem("Malformed JSON or request framing, a body that is not UTF-8, or a malformed question id.")
     e413 = _problem("Body larger than QAFLOW_MAX_BODY_BYTES.")
     e415 = _problem("Content-Type is not application/json.")
     e422 = _problem("A field is missing, blank, of the wrong type, too long, or unknown; `field` names it.")
@@ -181,20 +183,34 @@ def document(settings: ApiSettings) -> dict[str, Any]:
     e401 = _problem("QAFLOW_API_KEY is set and X-API-Key is missing or wrong.")
     e405 = _problem("Method not allowed on this path.")
     location = {"Location": {"description": "Where to poll the question.", "schema": {"type": "string"}}}
+    e408 = _problem("The body stopped arriving (no byte for the server's read timeout).")
     id_param = {"name": "question_id", "in": "path", "required": True,
-                "description": "32 hexadecimal characters (the hash of the normalised title and content).",
-                "schema": {"type": "string"}}
+                "description": "32 hexadecimal characters, either case (the hash of the normalised title and "
+                               "content); anything else is 400.",
+                "schema": {"type": "string", "pattern": ID_PATTERN}}
+    run_id = TEXT_FIELDS["run_id"]
+    run_id_param = {"name": "run_id", "in": "query", "required": False,
+                    "description": "Only questions of this run; at most once, empty means all runs (400 otherwise).",
+                    "schema": {"type": "string", "maxLength": run_id.max_length, "pattern": NO_NUL}}
+    body_limit = settings.max_body_bytes
     probe = {"200": _json("Up.", _ref("Health")), "500": e500}
     submit: dict[str, Any] = {
         "summary": "Submit a question",
         "description": "Answered at once from the cache or the store when known; otherwise recorded and "
                        "enqueued exactly once (a repeat while in flight is not enqueued again).",
         "operationId": "submitQuestion",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("QuestionRequest")}}},
+        "requestBody": {
+            "required": True,
+            "description": f"At most {body_limit} bytes of UTF-8 JSON in all (QAFLOW_MAX_BODY_BYTES; 413 above). "
+                           "This limit binds before the field maxima: they cannot all be reached in one body.",
+            "content": {"application/json": {"schema": _ref("QuestionRequest")}},
+        },
+        "x-max-body-bytes": body_limit,
         "responses": {
             "200": _json("Already answered.", _ref("Answered")),
             "202": _json("Queued now, or already in flight.", _ref("Accepted"), location),
-            "400": e400, "405": e405, "413": e413, "415": e415, "422": e422, "500": e500, "503": e503,
+            "400": e400, "405": e405, "408": e408, "413": e413, "415": e415, "422": e422, "500": e500,
+            "503": e503,
         },
     }
     if settings.api_key is not None:
@@ -223,9 +239,10 @@ def document(settings: ApiSettings) -> dict[str, Any]:
             "/v1/stats": {"get": {
                 "summary": "Totals by status, scores, generations used, dead letters, cache hit rate",
                 "operationId": "getStats",
-                "parameters": [{"name": "run_id", "in": "query", "required": False, "schema": {"type": "string"},
-                                "description": "Only questions of this run."}],
-                "responses": {"200": _json("Statistics.", _ref("Stats")), "405": e405, "500": e500, "503": e503},
+                "parameters": [run_id_param],
+                "responses": {"200": _json("Statistics.", _ref("Stats")),
+                              "400": _problem("run_id repeated, too long, or holding NUL."), "405": e405,
+                              "500": e500, "503": e503},
             }},
             "/openapi.json": {"get": {"summary": "This document", "operationId": "getOpenApi",
                                       "responses": {"200": _json("OpenAPI 3.1 document.", {"type": "object"})}}},

@@ -12,7 +12,7 @@ from qaflow.pipeline.submit import Source
 from qaflow.services.api.backends import ApiBackends
 from qaflow.services.api.metrics import SUBMISSIONS, cache_summary
 from qaflow.services.api.openapi import document
-from qaflow.services.api.validation import InvalidQuestion, parse_question, parse_question_id
+from qaflow.services.api.validation import InvalidQuestion, parse_question, parse_question_id, parse_run_id
 from qaflow.services.web.app import Problem, read_json, runtime
 
 bp = Blueprint("api", __name__)
@@ -80,7 +80,10 @@ def get_question(raw_id: str) -> Response:
 
 @bp.get("/v1/stats")
 def stats() -> Response:
-    run_id = request.args.get("run_id") or None
+    try:
+        run_id = parse_run_id(request.args.getlist("run_id"))
+    except InvalidQuestion as exc:
+        raise Problem(400, str(exc), field=exc.field) from exc
     s = _backends().store.stats(run_id=run_id)
     by_status = {k: int(s.by_status.get(k, 0)) for k in TERMINAL_KEYS}
     by_status["pending"] = max(0, s.questions - sum(by_status.values()))

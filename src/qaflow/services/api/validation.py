@@ -76,7 +76,7 @@ def parse_question(body: Any, default_run_id: str | None = None) -> QuestionMess
             errors.append({"field": name, "detail": "is required"})
         elif (problem := text_problem(body.get(name), spec)) is not None:
             errors.append({"field": name, "detail": problem})
-    category = body.get("category")
+    category = _integer(body.get("category"))
     if category is not None and (
         isinstance(category, bool) or not isinstance(category, int) or not CATEGORY_MIN <= category <= CATEGORY_MAX
     ):
@@ -90,6 +90,26 @@ def parse_question(body: Any, default_run_id: str | None = None) -> QuestionMess
         )
     except ValidationError as exc:  # pragma: no cover - the checks above mirror the schema
         raise InvalidQuestion([{"field": "", "detail": describe(exc)}]) from exc
+
+
+def _integer(value: Any) -> Any:
+    """``3.0`` -> ``3``: JSON Schema counts a number with a zero fractional part as an integer
+    (JSON Schema 2020-12, Validation section 6.1.1, "type"); booleans stay what they are."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def parse_run_id(values: list[str]) -> str | None:
+    """The ``run_id`` query parameter (given at most once, same rules as the body's field),
+    or None when absent or empty; raises :class:`InvalidQuestion` naming ``run_id``."""
+    if len(values) > 1:
+        raise InvalidQuestion([{"field": "run_id", "detail": f"given {len(values)} times; give it once"}])
+    value = values[0] if values else ""
+    problem = text_problem(value, TEXT_FIELDS["run_id"])
+    if problem is not None:
+        raise InvalidQuestion([{"field": "run_id", "detail": problem}])
+    return value or None
 
 
 def parse_question_id(raw: str) -> str | None:

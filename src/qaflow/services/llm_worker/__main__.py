@@ -59,7 +59,7 @@ def main() -> int:
         policy=boot.fault_policy(s),
         stop=stop,
     )
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     probes.details = {"service": NAME, "provider": s.llm_provider, "model": s.model}
     provider.start()
     logger.info(

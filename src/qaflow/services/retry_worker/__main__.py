@@ -48,7 +48,7 @@ def main() -> int:
     WAITING.set_function(lambda: worker.waiting)
     NEXT_DUE.set_function(lambda: max(0.0, (worker.next_due() or time.time()) - time.time()))
     PAUSED.set_function(lambda: 1.0 if getattr(worker, "_paused", False) else 0.0)
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     probes.details = {"service": NAME}
     logger.info(
         "holding retries (at most %d in memory); max deliveries %d", s.retry_max_waiting, s.max_delivery_attempts

@@ -72,7 +72,7 @@ def main() -> int:
         policy=boot.fault_policy(s),
         stop=stop,
     )
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     probes.details = {"service": NAME, "scorer": s.scorer}
     logger.info(
         "scoring with %s in batches of up to %d; threshold %.2f, at most %d generations",

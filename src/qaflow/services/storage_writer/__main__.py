@@ -31,7 +31,7 @@ def main() -> int:
     s = boot.load_settings(StorageWriterSettings, NAME)
     configure_logging(s.log_format, s.log_level, NAME)
     stop = install_stop_handlers()
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     probes.details = {"service": NAME}
     store = open_store(s.store_url)
     cache = open_cache(s.cache_url)

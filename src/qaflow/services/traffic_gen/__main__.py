@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(s.log_format, s.log_level, NAME)
     stop = install_stop_handlers()
-    probes = Probes(s.http_port)
+    probes = Probes(s.http_port, s.http_host)
     try:
         probes.start()
         probes.ready = True

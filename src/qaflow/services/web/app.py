@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from qaflow.core.errors import BusError
+from qaflow.core.errors import BusError, QaflowError
 from qaflow.services.web.prom import install_request_metrics, metrics_registry
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,16 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+class Unavailable(QaflowError):
+    """A dependency cannot be used right now: answered 503 with Retry-After."""
+
+    retriable = True
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency}: {reason}")
+        self.dependency = dependency
+
+
 def problem_response(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status,
             "detail": detail}
@@ -78,6 +88,8 @@ def problem_response(status: int, detail: str, headers: dict[str, str] | None = 
 
 def _unavailable(exc: BaseException) -> str | None:
     """A short name for a dependency outage (answered 503), or None for a bug (500)."""
+    if isinstance(exc, Unavailable):
+        return exc.dependency
     if isinstance(exc, BusError):
         return "message bus"
     if isinstance(exc, sqlite3.OperationalError):
@@ -86,6 +98,13 @@ def _unavailable(exc: BaseException) -> str | None:
     if psycopg2 is not None and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         return "store"
     return None
+
+
+def _bad_framing(exc: BaseException) -> bool:
+    """An error of gunicorn's HTTP parser raised while the app reads the body (InvalidChunkSize,
+    or the body ending before its announced length)."""
+    errors = sys.modules.get("gunicorn.http.errors")
+    return errors is not None and isinstance(exc, errors.ParseException | errors.NoMoreData)
 
 
 def install_errors(app: Flask) -> None:
@@ -107,6 +126,8 @@ def install_errors(app: Flask) -> None:
     def _crash(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # pragma: no cover - routed to _http by Flask
             return _http(exc)
+        if _bad_framing(exc):  # gunicorn could not decode the body (bad chunked encoding)
+            return problem_response(400, f"malformed request body framing: {type(exc).__name__}")
         dependency = _unavailable(exc)
         if dependency is not None:
             logger.warning("%s %s: %s unavailable: %s", request.method, request.path, dependency, exc)
@@ -120,7 +141,12 @@ def read_json() -> Any:
     400 when it is not UTF-8 or not JSON (NaN and Infinity, which JSON lacks, included)."""
     if not request.is_json:
         raise Problem(415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
-    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    except ClientDisconnected as exc:  # werkzeug's 400, raised while handling the read's OSError
+        if isinstance(exc.__context__, TimeoutError):  # the client stopped sending (socket timeout)
+            raise Problem(408, "request body not received in time") from exc
+        raise
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

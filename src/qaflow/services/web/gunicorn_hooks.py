@@ -21,6 +21,7 @@ from typing import Any
 
 from qaflow.core.settings import ServiceSettings
 from qaflow.services.logs import configure_logging
+from qaflow.services.web import gunicorn_errors
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def base_config(settings: ServiceSettings, service: str) -> dict[str, Any]:
         # The master's logging survives the fork; configure again so a reload picks up changes.
         # prometheus_client notices the new pid by itself and opens this worker's own files.
         configure_logging(settings.log_format, settings.log_level, service)
+        gunicorn_errors.install()  # gunicorn's own 400/414/431 replies as problem documents
 
     def post_worker_init(worker: Any) -> None:
         """Warm the app up (connections, model) in the background; /readyz says when it is done."""
@@ -65,7 +67,7 @@ def base_config(settings: ServiceSettings, service: str) -> dict[str, Any]:
             multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
     return {
-        "bind": f"0.0.0.0:{settings.http_port}",
+        "bind": f"{settings.http_host}:{settings.http_port}",
         "worker_class": "gthread",
         "graceful_timeout": max(1, math.ceil(settings.shutdown_grace_s)),
         "keepalive": 5,

@@ -22,6 +22,7 @@ Usage: include "qaflow.env" .   (a subchart's root context)
 {{- end -}}
 {{- if $c.port -}}
 {{- $_ := set $literal $n.httpPort (include "qaflow.str" $c.port) -}}
+{{- $_ := set $literal $n.httpHost "0.0.0.0" -}}
 {{- end -}}
 {{- if has "bus" $backends -}}
 {{- $k := $g.kafka -}}
