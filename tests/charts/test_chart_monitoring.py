@@ -50,7 +50,8 @@ def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("value_set", ["default", "production"])
 def test_monitoring_is_off_by_default(renders: Renders, value_set: str) -> None:
-    kinds = {(d["kind"], d["metadata"].get("labels", {}).get("app.kubernetes.io/component")) for d in renders[value_set]}
+    kinds = {(d["kind"], d["metadata"].get("labels", {}).get("app.kubernetes.io/component"))
+             for d in renders[value_set]}
     assert ("PrometheusRule", "monitoring") not in kinds
     assert ("ConfigMap", "monitoring") not in kinds
 
