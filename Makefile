@@ -37,9 +37,10 @@ run: $(VENV)/.run ## Run the whole job on the shipped sample, in one process, wi
 	$(VENV)/bin/qaflow run --dataset data/sample.csv --report reports/sample.html
 
 .PHONY: deps
-deps: $(VENV)/.dev ## Install everything the tests need: Python extras, Kafka jars, PostgreSQL, Redis, helm, Flink jars
+deps: $(VENV)/.dev ## Install everything the tests need: Python extras, Kafka jars, PostgreSQL, Redis, chromium, helm, promtool, Flink jars
 	bash k8s-dev/local/install-deps.sh
 	bash scripts/install-helm.sh
+	bash scripts/install-promtool.sh
 	$(VENV)/bin/qaflow flink fetch-jars
 
 .PHONY: test

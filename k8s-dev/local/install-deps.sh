@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local servers (src/qaflow/devstack) need: PostgreSQL and Redis from
-# Debian's packages, a Java runtime and Maven, and the Kafka broker jars from Maven Central.
+# Debian's packages, a Java runtime and Maven, chromium for the browser test, and the Kafka broker jars from Maven Central.
 # Idempotent and quick when everything is present; safe under CI=true with no stdin.
 #
 #   bash k8s-dev/local/install-deps.sh
@@ -52,6 +52,8 @@ else
 fi
 if command -v java >/dev/null 2>&1; then say "java: present, skipped"; else missing+=(default-jre-headless); fi
 if command -v mvn >/dev/null 2>&1; then say "maven: present, skipped"; else missing+=(maven); fi
+# Debian's chromium, driven headless by Playwright in tests/observability (never `playwright install`).
+if [[ -x /usr/bin/chromium ]]; then say "chromium: present, skipped"; else missing+=(chromium); fi
 
 if ((${#missing[@]})); then
   say "installing ${missing[*]} with apt-get"
