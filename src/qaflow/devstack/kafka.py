@@ -75,15 +75,19 @@ class KafkaServer(ServerProcess):
         libs_dir: Path | str | None = None,
         auto_create_topics: bool = False,
         jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
+        controller_port: int = 0,
+        keep_data: bool = False,
         **kwargs: Any,
     ) -> None:
+        """``keep_data``: start on the log directory a previous run left (a restart), if formatted."""
         kwargs.setdefault("start_timeout", 90.0)
         super().__init__(workdir, port, **kwargs)
         self.version = version
         self.libs_dir = Path(libs_dir) if libs_dir else default_libs_dir(version)
         self.auto_create_topics = auto_create_topics
         self.jvm_opts = jvm_opts
-        self.controller_port = 0
+        self.controller_port = controller_port
+        self.keep_data = keep_data
 
     @property
     def bootstrap(self) -> str:
@@ -108,7 +112,9 @@ class KafkaServer(ServerProcess):
         if not self.controller_port:
             self.controller_port = free_port()
         data_dir = self.workdir / "data"
-        shutil.rmtree(data_dir, ignore_errors=True)
+        reuse = self.keep_data and (data_dir / "meta.properties").is_file()
+        if not reuse:
+            shutil.rmtree(data_dir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
         props = self.workdir / "server.properties"
@@ -121,6 +127,8 @@ class KafkaServer(ServerProcess):
                 auto_create=str(self.auto_create_topics).lower(),
             )
         )
+        if reuse:
+            return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         fmt = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
         quick = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
@@ -129,6 +137,9 @@ class KafkaServer(ServerProcess):
     def command(self) -> list[str]:
         props = str(self.workdir / "server.properties")
         return self._java("kafka.Kafka", props, opts=self.jvm_opts)
+
+    def detach(self) -> dict[str, Any]:
+        return {**super().detach(), "controller_port": self.controller_port}
 
     def ping(self) -> None:
         if not is_listening(self.port):
