@@ -147,6 +147,10 @@ def restart(root: Path, name: str, *, down_s: float = 0.0, ready_s: float = 90.0
     stop_pid(info["pid"], info.get("start_time"), grace=25.0)
     if down_s > 0:
         time.sleep(down_s)
+    # A killed gunicorn master's workers notice and leave within seconds; keep the port if they do.
+    deadline = time.monotonic() + 15
+    while listener_pids(int(info["port"])) and time.monotonic() < deadline:
+        time.sleep(0.2)
     secrets = {k: v for k, v in os.environ.items() if k.upper().startswith("QAFLOW_") and _SECRET.search(k)}
     env = {**base_environment(), **info["env"], **secrets}
     port = free_or(int(info["port"]))
