@@ -120,11 +120,14 @@ class ChaosStack:
         state = json.loads(done.stdout)
         return {**state.get("servers", {}), **state.get("services", {})}
 
-    def restart(self, name: str, down_s: float = 0.0) -> None:
+    def restart(self, name: str, down_s: float = 0.0) -> dict[str, Any]:
+        """``qaflow dev restart NAME --down-s S``; the new state of ``name``."""
         done = qaflow_dev("restart", name, "--down-s", str(down_s), "--json", "--state-dir", str(self.root / "stack"))
         if done.returncode != 0:
             msg = f"qaflow dev restart {name} failed:\n{done.stdout}\n{done.stderr}"
             raise RuntimeError(msg)
+        info: dict[str, Any] = json.loads(done.stdout)[name]
+        return info
 
     def kill(self, name: str) -> None:
         os.kill(int(self.status()[name]["pid"]), signal.SIGKILL)
@@ -320,8 +323,9 @@ def sigkill(service: str) -> Callable[[ChaosStack, list[str]], None]:
 def outage(server: str, down_s: float) -> Callable[[ChaosStack, list[str]], None]:
     def inject(stack: ChaosStack, notes: list[str]) -> None:
         started = time.monotonic()
-        stack.restart(server, down_s=down_s)
-        notes.append(f"{server} down {down_s:g} s, back after {time.monotonic() - started:.0f} s")
+        info = stack.restart(server, down_s=down_s)
+        notes.append(f"{server} stopped in {info.get('stopped_in_s')} s, down {down_s:g} s, started in "
+                     f"{info.get('started_in_s')} s: back after {time.monotonic() - started:.0f} s")
 
     return inject
 

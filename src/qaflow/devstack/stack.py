@@ -140,16 +140,20 @@ def restart(name: str, state_dir: Path | str | None = None, *, down_s: float = 0
         msg = f"unknown server {name!r}: one of {sorted(state['servers'])}"
         raise DevStackError(msg)
     info = state["servers"][name]
+    t0 = time.monotonic()
     # stop_pid, not stop_detached: that one also removes a private PostgreSQL data directory.
     stop_pid(info["pid"], info.get("start_time"), sig=SERVER_CLASSES[name].stop_signal)
+    stopped_in = time.monotonic() - t0
     if down_s > 0:
         time.sleep(down_s)
+    t1 = time.monotonic()
     server = _server_like(name, info)
     server.start()
     state["servers"][name] = server.detach()
     _save(root, state)
     logger.info("devstack: %s restarted on port %s", name, info["port"])
-    return {**state["servers"][name], **judge(state["servers"][name])}
+    timing = {"stopped_in_s": round(stopped_in, 1), "started_in_s": round(time.monotonic() - t1, 1)}
+    return {**state["servers"][name], **judge(state["servers"][name]), **timing}
 
 
 def _server_like(name: str, info: dict[str, Any]) -> ServerProcess:
