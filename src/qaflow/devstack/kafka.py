@@ -55,6 +55,18 @@ logger.state.level=WARN
 """
 
 
+def new_cluster_id() -> str:
+    """A random cluster id: 16 bytes, URL-safe base64, never starting with ``-``.
+
+    The storage tool's argument parser takes an id starting with ``-`` for an option, so
+    Kafka's own ``Uuid.randomUuid()`` redraws those; so do we (1 draw in 64 began with ``-``).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def default_libs_dir(version: str = DEFAULT_VERSION) -> Path:
     """Where install-deps.sh puts the jars of Kafka ``version``."""
     cache = os.environ.get("QAFLOW_CACHE_DIR") or Path.home() / ".cache" / "qaflow"
@@ -129,7 +141,7 @@ class KafkaServer(ServerProcess):
         )
         if reuse:
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         fmt = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
         quick = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
         self.run_step("format", self._java(*fmt, opts=quick))
