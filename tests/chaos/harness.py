@@ -235,7 +235,8 @@ def run(stack: ChaosStack, scenario: Scenario, workdir: Path) -> Row:
     stop_during = threading.Event()
     during = None
     if scenario.during is not None:
-        during = threading.Thread(target=scenario.during, args=(stack, row.notes, stop_during), daemon=True)
+        during = threading.Thread(target=_guarded, args=(scenario.during, stack, row.notes, stop_during),
+                                  daemon=True)
         during.start()
     try:
         time.sleep(scenario.at_s)
@@ -265,6 +266,15 @@ def run(stack: ChaosStack, scenario: Scenario, workdir: Path) -> Row:
     row.duplicated = _duplicated(stack, accepted)
     _judge_alive(stack, scenario, before, row)
     return row
+
+
+def _guarded(during: Callable[[ChaosStack, list[str], threading.Event], None], stack: ChaosStack,
+             notes: list[str], stop: threading.Event) -> None:
+    """Run a scenario's background fault; if it breaks, the row says FAIL (never a silent pass)."""
+    try:
+        during(stack, notes, stop)
+    except Exception as exc:  # reported in the row, which then fails
+        notes.append(f"FAIL background fault broke: {exc!r}")
 
 
 def _drain(stack: ChaosStack, accepted: set[str], deadline_s: float) -> dict[str, float]:
@@ -334,22 +344,41 @@ def faulty_llm(stack: ChaosStack, notes: list[str]) -> None:
     del stack, notes  # the fault is set before the scenario (the fake LLM restarted with faults)
 
 
-def slow_clients(count: int) -> Callable[[ChaosStack, list[str], threading.Event], None]:
-    """``count`` connections that send a partial request line and then nothing, held until the drain ends,
-    while a well-behaved client probes /healthz every second (2 s timeout)."""
+def slow_clients(count: int, min_hold_s: float = 20.0) -> Callable[[ChaosStack, list[str], threading.Event], None]:
+    """``count`` connections that send a partial request line and then nothing, held until the drain
+    ends (at least ``min_hold_s``), while a well-behaved client probes /healthz every second (2 s
+    timeout). A connection the server closes is opened again at once, as an attacker would."""
+
+    def partial(port: int) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /v1/st")
+        s.setblocking(False)
+        return s
+
+    def closed_by_server(s: socket.socket) -> bool:
+        try:
+            s.recv(4096)  # b"" (closed) or a reply (400, 408): either way the server ended it
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return True
 
     def during(stack: ChaosStack, notes: list[str], stop: threading.Event) -> None:
         url = stack.api_url
         port = int(url.rsplit(":", 1)[1])
-        socks = []
-        for _ in range(count):
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"GET /v1/st")
-            socks.append(s)
-        probes = failed = 0
+        socks = [partial(port) for _ in range(count)]
+        probes = failed = reopened = 0
         worst = 0.0
+        until = time.monotonic() + min_hold_s
         try:
-            while not stop.wait(1.0):
+            while not (stop.is_set() and time.monotonic() > until):
+                time.sleep(1.0)
+                for i, s in enumerate(socks):
+                    if closed_by_server(s):
+                        s.close()
+                        reopened += 1
+                        socks[i] = partial(port)
                 probes += 1
                 t = time.monotonic()
                 try:
@@ -363,6 +392,6 @@ def slow_clients(count: int) -> Callable[[ChaosStack, list[str], threading.Event
                 s.close()
         verdict = "FAIL" if failed else "ok"
         notes.append(f"{verdict} /healthz with {count} slow clients: {failed} of {probes} probes failed, "
-                     f"slowest {worst:.1f} s")
+                     f"slowest {worst:.1f} s; the server closed {reopened} partial connections (reopened)")
 
     return during
