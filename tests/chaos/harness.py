@@ -156,6 +156,10 @@ class ChaosStack:
         return "\n".join(out)
 
 
+# A fault or a probe that runs beside a scenario until its drain ends: (stack, the row's notes, stop).
+Background = Callable[[ChaosStack, list[str], threading.Event], None]
+
+
 @dataclass
 class Row:
     """One line of the reliability table."""
@@ -194,7 +198,7 @@ class Scenario:
     drain_deadline_s: float = 75.0  # after the fault is over
     killed: str | None = None  # a service the scenario kills and restarts itself
     llm: tuple[str, ...] = CLEAN_LLM  # the fake LLM's knobs during the scenario
-    during: Callable[[ChaosStack, list[str], threading.Event], None] | None = None  # runs until the drain ends
+    during: Background | None = None  # runs until the drain ends
 
 
 def write_questions(path: Path, scenario: str, n: int, nonce: str) -> None:
@@ -257,7 +261,9 @@ def run(stack: ChaosStack, scenario: Scenario, workdir: Path) -> Row:
         traffic.stop(grace_s=5)
         if scenario.llm != CLEAN_LLM:
             stats = stack.fake_stats()
-            row.notes.append(f"LLM calls {stats.get('total')} {stats.get('by_status')}")
+            faults = stats.get("faults", {})
+            verdict = "LLM" if all(faults.get(k) for k in ("429", "503", "timeout")) else "FAIL not every fault: LLM"
+            row.notes.append(f"{verdict} calls {stats.get('total')}, faults {faults}")
             stack.start_fake(CLEAN_LLM)
     row.terminal = len(finished)
     row.lost = len(accepted - set(finished))
@@ -268,7 +274,7 @@ def run(stack: ChaosStack, scenario: Scenario, workdir: Path) -> Row:
     return row
 
 
-def _guarded(during: Callable[[ChaosStack, list[str], threading.Event], None], stack: ChaosStack,
+def _guarded(during: Background, stack: ChaosStack,
              notes: list[str], stop: threading.Event) -> None:
     """Run a scenario's background fault; if it breaks, the row says FAIL (never a silent pass)."""
     try:
@@ -344,7 +350,7 @@ def faulty_llm(stack: ChaosStack, notes: list[str]) -> None:
     del stack, notes  # the fault is set before the scenario (the fake LLM restarted with faults)
 
 
-def slow_clients(count: int, min_hold_s: float = 20.0) -> Callable[[ChaosStack, list[str], threading.Event], None]:
+def slow_clients(count: int, min_hold_s: float = 20.0) -> Background:
     """``count`` connections that send a partial request line and then nothing, held until the drain
     ends (at least ``min_hold_s``), while a well-behaved client probes /healthz every second (2 s
     timeout). A connection the server closes is opened again at once, as an attacker would."""
@@ -393,5 +399,34 @@ def slow_clients(count: int, min_hold_s: float = 20.0) -> Callable[[ChaosStack, 
         verdict = "FAIL" if failed else "ok"
         notes.append(f"{verdict} /healthz with {count} slow clients: {failed} of {probes} probes failed, "
                      f"slowest {worst:.1f} s; the server closed {reopened} partial connections (reopened)")
+
+    return during
+
+
+def probe_api(path: str = "/readyz", min_hold_s: float = 20.0) -> Background:
+    """A client asking ``path`` every second (2 s timeout) until the drain ends (at least ``min_hold_s``).
+
+    Any reply counts (200, or 503 while a backend is down: docs/api.md); no reply fails the row.
+    """
+
+    def during(stack: ChaosStack, notes: list[str], stop: threading.Event) -> None:
+        url = stack.api_url + path
+        probes = failed = 0
+        codes: Counter[str] = Counter()
+        worst = 0.0
+        until = time.monotonic() + min_hold_s
+        while not (stop.is_set() and time.monotonic() > until):
+            time.sleep(1.0)
+            probes += 1
+            t = time.monotonic()
+            try:
+                codes[str(requests.get(url, timeout=2).status_code)] += 1
+            except requests.RequestException as exc:
+                codes[type(exc).__name__] += 1
+                failed += 1
+            worst = max(worst, time.monotonic() - t)
+        verdict = "FAIL" if failed else "ok"
+        notes.append(f"{verdict} {path} answered {probes - failed} of {probes} probes {dict(codes)}, "
+                     f"slowest {worst:.1f} s")
 
     return during

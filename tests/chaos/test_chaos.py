@@ -14,18 +14,30 @@ from pathlib import Path
 import pytest
 
 from .conftest import save_rows
-from .harness import FAULTY_LLM, ChaosStack, Row, Scenario, faulty_llm, outage, run, sigkill, slow_clients
+from .harness import (
+    FAULTY_LLM,
+    ChaosStack,
+    Row,
+    Scenario,
+    faulty_llm,
+    outage,
+    probe_api,
+    run,
+    sigkill,
+    slow_clients,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)]
 
 KILLED = ("api", "llm-worker", "retry-worker", "score-worker", "storage-writer", "dashboard")
 SCENARIOS = [
     *(Scenario(f"sigkill-{name}", sigkill(name), killed=name) for name in KILLED),
-    Scenario("postgres-stop-10s", outage("postgres", 10)),
-    Scenario("redis-stop-20s", outage("redis", 20)),
+    # Outages: questions keep arriving (3/s for 20 s) while the server is down.
+    Scenario("postgres-stop-10s", outage("postgres", 10), rate=3.0, during=probe_api()),
+    Scenario("redis-stop-20s", outage("redis", 20), rate=3.0, during=probe_api()),
     Scenario("faulty-llm", faulty_llm, llm=FAULTY_LLM, drain_deadline_s=150),
     Scenario("slow-clients-40", lambda stack, notes: None, during=slow_clients(40)),
-    Scenario("kafka-stop-10s", outage("kafka", 10)),
+    Scenario("kafka-stop-10s", outage("kafka", 10), rate=3.0, during=probe_api()),
 ]
 
 
