@@ -40,14 +40,16 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _commit() -> str:
+    """For reports written before the suite recorded its commit: the checkout's HEAD now."""
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     return done.stdout.strip() or "unknown"
 
 
 def update(report: Path, doc: Path) -> None:
-    rows = json.loads(report.read_text())["rows"]
+    data = json.loads(report.read_text())
+    rows = data["rows"]
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.stat().st_mtime))
-    block = (f"{BEGIN}\nRun of {when} on commit {_commit()} ({platform.machine()}, "
+    block = (f"{BEGIN}\nRun of {when} on commit {data.get('commit') or _commit()} ({platform.machine()}, "
              f"{len(rows)} scenarios, {sum(r['passed'] for r in rows)} passed).\n\n{render_table(rows)}{END}")
     text = doc.read_text()
     head, sep, rest = text.partition(BEGIN)

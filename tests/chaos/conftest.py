@@ -42,10 +42,21 @@ def chaos_rows() -> Iterator[list[Row]]:
     yield rows
 
 
+def _commit() -> str:
+    """The commit under test, with ``+dirty`` when the work tree differs from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False, cwd=REPORT.parents[1]).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no").strip() else "")
+
+
 def save_rows(rows: list[Row]) -> None:
     from scripts.chaos_report import render_table
 
     REPORT.parent.mkdir(exist_ok=True)
     data = [r.to_dict() for r in rows]
-    REPORT.write_text(json.dumps({"rows": data}, indent=2) + "\n")
+    REPORT.write_text(json.dumps({"commit": _commit(), "rows": data}, indent=2) + "\n")
     REPORT.with_suffix(".md").write_text(render_table(data))

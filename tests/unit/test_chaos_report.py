@@ -25,13 +25,14 @@ def test_table_shows_failures_and_every_figure() -> None:
 
 def test_update_replaces_only_the_generated_block(tmp_path: Path) -> None:
     report = tmp_path / "chaos.json"
-    report.write_text(json.dumps({"rows": [ROW]}))
+    report.write_text(json.dumps({"commit": "abc1234+dirty", "rows": [ROW]}))
     doc = tmp_path / "doc.md"
     doc.write_text(f"# title\nkept\n{BEGIN}\nold table\n{END}\nafter\n")
     update(report, doc)
     text = doc.read_text()
     assert text.startswith("# title\nkept\n") and text.endswith(f"{END}\nafter\n")
     assert "old table" not in text and "kafka-stop-10s" in text and "0 passed" in text
+    assert "on commit abc1234+dirty " in text  # the commit the suite ran on, not the one rendering
 
 
 def test_update_refuses_a_document_without_markers(tmp_path: Path) -> None:
