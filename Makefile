@@ -47,6 +47,11 @@ deps: $(VENV)/.dev ## Install everything the tests need: Python extras, Kafka ja
 test: deps lint ## Set up everything, lint, and run every test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: deps ## Only the chaos suite (faults on the whole stack), then its table into docs/reliability.md
+	status=0; $(PY) -m pytest tests/chaos -m chaos $(PYTEST_ARGS) || status=$$?; \
+	$(PY) scripts/chaos_report.py reports/chaos.json docs/reliability.md; exit $$status
+
 .PHONY: test-unit
 test-unit: $(VENV)/.dev ## Only the fast tests of the core (no servers)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

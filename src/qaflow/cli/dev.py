@@ -1,9 +1,12 @@
-"""``qaflow dev up|down|status``: local Kafka, PostgreSQL and Redis, and with ``--services``
+"""``qaflow dev up|down|status|restart``: local Kafka, PostgreSQL and Redis, and with ``--services``
 every qaflow service as a process, started from :mod:`qaflow.services.catalog` with the
 same command and variables as its container.
 
 Everything runs detached (it outlives the command) under ``.devstack/``: the servers'
 state in ``state.json``, the services' in ``services.json``, their logs in ``logs/``.
+``status`` judges each by its recorded pid and its own recorded port, never by whoever
+answers on a default port; ``restart`` brings one back on its port (and, for Kafka and
+PostgreSQL, on its data).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import click
 
 from qaflow.cli.common import friendly_errors
 
-SERVICES_FILE = "services.json"
 FAKE_LLM_KNOBS = ("--latency-ms", "200", "--concurrency", "16")
 
 
@@ -26,12 +28,6 @@ def _state_dir(path: Path | None) -> Path:
     from qaflow.devstack.stack import default_state_dir
 
     return (path or default_state_dir()).resolve()
-
-
-def _free_or(port: int) -> int:
-    from qaflow.devstack.ports import free_port, is_listening
-
-    return free_port() if is_listening(port) else port
 
 
 def _shell_config() -> dict[str, str]:
@@ -73,70 +69,60 @@ def _wanted_services() -> list[str]:
 
 def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: str,
                    extra_env: dict[str, str]) -> dict[str, Any]:
-    """Start the fake LLM (unless ``llm`` says otherwise) and the services, detached; wait until ready."""
-    from qaflow.services.catalog import FAKE_LLM, SERVICES, Backends, ServiceProcess, base_environment, environment
+    """Start the fake LLM (unless ``llm`` says otherwise) and the services, detached; wait until ready.
+
+    Each takes its default port when free, else a free one; see :mod:`qaflow.devstack.services`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qaflow.devstack.services import free_or, launch, record
+    from qaflow.services.catalog import FAKE_LLM, SERVICES, Backends, base_environment, environment
 
     logs = root / "logs"
-    started: list[ServiceProcess] = []
+    started: list[Any] = []
     fake_url = None
     try:
         if llm == "fake":
-            port = _free_or(FAKE_LLM.port)
-            fake = ServiceProcess(FAKE_LLM, base_environment(), logs / "fake-llm.log", detached=True, port=port,
-                                  extra_args=("--port", str(port), *FAKE_LLM_KNOBS)).start()
+            port = free_or(FAKE_LLM.port)
+            fake = launch(FAKE_LLM.name, base_environment(), ["--port", str(port), *FAKE_LLM_KNOBS],
+                          logs / "fake-llm.log", port, ready_s=30)
             started.append(fake)
-            fake.wait_ready(30)
             fake_url = fake.url
         backends = Backends(f"kafka://{addresses['kafka_bootstrap']}", addresses["postgres_url"],
                             addresses["redis_url"])
         config = {"QAFLOW_LOG_FORMAT": "text", "QAFLOW_SCORER": scorer, **_shell_config(),
                   **_llm_config(llm, fake_url), **extra_env}
-        procs = []
-        for name in _wanted_services():
+
+        def one(name: str) -> Any:
             spec = SERVICES[name]
-            env = environment(spec, backends, port=_free_or(spec.port), config=config,
-                              multiproc_dir=root / "prometheus" / name)
-            procs.append(ServiceProcess(spec, env, logs / f"{name}.log", detached=True).start())
-        started.extend(procs)
-        for p in procs:
-            p.wait_ready(180 if p.name == "score-worker" and scorer == "bertscore" else 60)
-    except Exception:
+            port = free_or(spec.port)
+            env = environment(spec, backends, port=port, config=config, multiproc_dir=root / "prometheus" / name)
+            ready_s = 180 if name == "score-worker" and scorer == "bertscore" else 60
+            return launch(name, env, [], logs / f"{name}.log", port, ready_s=ready_s)
+
+        names = _wanted_services()
+        with ThreadPoolExecutor(len(names)) as pool:
+            futures = [pool.submit(one, name) for name in names]
+        errors = []
+        for future in futures:
+            try:
+                started.append(future.result())
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise click.ClickException("\n".join(errors))
+    except BaseException:
         for p in reversed(started):
             p.stop(grace_s=10)
         raise
-    return {p.name: p.detach() for p in started}
-
-
-def stop_services(root: Path) -> dict[str, bool]:
-    from qaflow.devstack.pids import stop_pid
-
-    path = root / SERVICES_FILE
-    if not path.is_file():
-        return {}
-    services: dict[str, dict[str, Any]] = json.loads(path.read_text())["services"]
-    stopped = {name: stop_pid(info["pid"], info.get("start_time"), grace=25.0)
-               for name, info in reversed(list(services.items()))}
-    path.unlink()
-    return stopped
-
-
-def services_status(root: Path) -> dict[str, Any]:
-    from qaflow.devstack.pids import alive
-
-    path = root / SERVICES_FILE
-    if not path.is_file():
-        return {}
-    services: dict[str, dict[str, Any]] = json.loads(path.read_text())["services"]
-    for info in services.values():
-        info["running"] = alive(info["pid"], info.get("start_time"))
-    return services
+    return {p.name: record(p) for p in started}
 
 
 def _print(state: dict[str, Any], services: dict[str, Any]) -> None:
     for name, address in state.get("addresses", {}).items():
         click.echo(f"  {name:<16} {address}")
     for name, info in services.items():
-        flag = "" if info.get("running", True) else "  (not running)"
+        flag = "" if info.get("running", True) else f"  NOT RUNNING: {info.get('why', '')}"
         click.echo(f"  {name:<16} {info['url']}   log: {info['log']}{flag}")
 
 
@@ -161,16 +147,18 @@ def dev() -> None:
 def up(services: bool, llm: str, scorer: str, env_pairs: tuple[str, ...], state_dir: Path | None,
        as_json: bool) -> None:
     """Start Kafka, PostgreSQL and Redis (and with --services, every service); print the URLs."""
+    from qaflow.devstack import services as dev_services
     from qaflow.devstack.stack import up as servers_up
 
     root = _state_dir(state_dir)
     extra_env = _parse_env(env_pairs)
     state = servers_up(root)
-    running = services_status(root)
+    running = dev_services.status(root)
     if services and not (running and all(i["running"] for i in running.values())):
-        stop_services(root)
+        dev_services.stop(root)
         running = start_services(root, state["addresses"], llm=llm, scorer=scorer, extra_env=extra_env)
-        (root / SERVICES_FILE).write_text(json.dumps({"services": running}, indent=2) + "\n")
+        dev_services.save(root, running)
+        running = dev_services.status(root)
     if as_json:
         click.echo(json.dumps({**state, "services": running}, indent=2))
         return
@@ -188,10 +176,11 @@ def up(services: bool, llm: str, scorer: str, env_pairs: tuple[str, ...], state_
 @friendly_errors
 def down(state_dir: Path | None) -> None:
     """Stop the services and the servers that `qaflow dev up` started."""
+    from qaflow.devstack import services as dev_services
     from qaflow.devstack.stack import down as servers_down
 
     root = _state_dir(state_dir)
-    stopped = {**stop_services(root), **servers_down(root)}
+    stopped = {**dev_services.stop(root), **servers_down(root)}
     if not stopped:
         click.echo("nothing was running")
     for name, was_running in stopped.items():
@@ -204,11 +193,12 @@ def down(state_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 def status(state_dir: Path | None, as_json: bool) -> None:
     """What runs, where, and its logs. Exit code 1 when something is down."""
+    from qaflow.devstack import services as dev_services
     from qaflow.devstack.stack import status as servers_status
 
     root = _state_dir(state_dir)
     state = servers_status(root)
-    services = services_status(root)
+    services = dev_services.status(root)
     ok = bool(state.get("running")) and all(i["running"] for i in services.values())
     if as_json:
         click.echo(json.dumps({**state, "services": services}, indent=2))
@@ -216,6 +206,39 @@ def status(state_dir: Path | None, as_json: bool) -> None:
         click.echo("not running (qaflow dev up)")
     else:
         for name, info in state.get("servers", {}).items():
-            click.echo(f"  {name:<16} pid {info['pid']:<8} {'running' if info['running'] else 'NOT RUNNING'}")
+            word = "running" if info["running"] else f"NOT RUNNING: {info.get('why', '')}"
+            click.echo(f"  {name:<16} pid {info['pid']:<8} {word}")
         _print({"addresses": state.get("addresses", {})}, services)
     raise SystemExit(0 if ok else 1)
+
+
+@dev.command()
+@click.argument("name", metavar="SERVICE|kafka|postgres|redis")
+@click.option("--down-s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to stay down between the stop and the start (an outage).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Default: <repo>/.devstack")
+@click.option("--json", "as_json", is_flag=True, help="Print the new state as JSON.")
+@friendly_errors
+def restart(name: str, down_s: float, state_dir: Path | None, as_json: bool) -> None:
+    """Stop one server or service of `qaflow dev up` and start it again, on the same port.
+
+    Kafka and PostgreSQL keep their data directory; a service keeps its variables and arguments.
+    """
+    from qaflow.devstack import services as dev_services
+    from qaflow.devstack.stack import SERVER_CLASSES
+    from qaflow.devstack.stack import restart as restart_server
+
+    root = _state_dir(state_dir)
+    if name in SERVER_CLASSES:
+        info = restart_server(name, root, down_s=down_s)
+    else:
+        try:
+            info = dev_services.restart(root, name, down_s=down_s)
+        except RuntimeError as exc:  # did not become ready: the message carries the log's tail
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({name: info}, indent=2))
+        return
+    click.echo(f"  {name:<16} pid {info['pid']:<8} port {info['port']}  "
+               f"{'running' if info['running'] else 'NOT RUNNING: ' + info.get('why', '')}")

@@ -55,6 +55,18 @@ logger.state.level=WARN
 """
 
 
+def new_cluster_id() -> str:
+    """A random cluster id: 16 bytes, URL-safe base64, never starting with ``-``.
+
+    The storage tool's argument parser takes an id starting with ``-`` for an option, so
+    Kafka's own ``Uuid.randomUuid()`` redraws those; so do we (1 draw in 64 began with ``-``).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def default_libs_dir(version: str = DEFAULT_VERSION) -> Path:
     """Where install-deps.sh puts the jars of Kafka ``version``."""
     cache = os.environ.get("QAFLOW_CACHE_DIR") or Path.home() / ".cache" / "qaflow"
@@ -75,15 +87,19 @@ class KafkaServer(ServerProcess):
         libs_dir: Path | str | None = None,
         auto_create_topics: bool = False,
         jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
+        controller_port: int = 0,
+        keep_data: bool = False,
         **kwargs: Any,
     ) -> None:
+        """``keep_data``: start on the log directory a previous run left (a restart), if formatted."""
         kwargs.setdefault("start_timeout", 90.0)
         super().__init__(workdir, port, **kwargs)
         self.version = version
         self.libs_dir = Path(libs_dir) if libs_dir else default_libs_dir(version)
         self.auto_create_topics = auto_create_topics
         self.jvm_opts = jvm_opts
-        self.controller_port = 0
+        self.controller_port = controller_port
+        self.keep_data = keep_data
 
     @property
     def bootstrap(self) -> str:
@@ -108,7 +124,9 @@ class KafkaServer(ServerProcess):
         if not self.controller_port:
             self.controller_port = free_port()
         data_dir = self.workdir / "data"
-        shutil.rmtree(data_dir, ignore_errors=True)
+        reuse = self.keep_data and (data_dir / "meta.properties").is_file()
+        if not reuse:
+            shutil.rmtree(data_dir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
         props = self.workdir / "server.properties"
@@ -121,7 +139,9 @@ class KafkaServer(ServerProcess):
                 auto_create=str(self.auto_create_topics).lower(),
             )
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if reuse:
+            return
+        cluster_id = new_cluster_id()
         fmt = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
         quick = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
         self.run_step("format", self._java(*fmt, opts=quick))
@@ -145,6 +165,9 @@ class KafkaServer(ServerProcess):
     def command(self) -> list[str]:
         props = str(self.workdir / "server.properties")
         return self._java("kafka.Kafka", props, opts=self.jvm_opts)
+
+    def detach(self) -> dict[str, Any]:
+        return {**super().detach(), "controller_port": self.controller_port}
 
     def ping(self) -> None:
         if not is_listening(self.port):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from qaflow.devstack.errors import ServerStartError
+from qaflow.devstack.owners import listener_pids, owns_port
 from qaflow.devstack.pids import die_with_parent, start_time, stop_pid
 from qaflow.devstack.ports import free_port
 
@@ -135,6 +136,7 @@ class ServerProcess:
                 raise self.start_error(msg)
             try:
                 self.ping()
+                self.check_owner()
             except Exception as exc:
                 last = repr(exc)
             else:
@@ -145,6 +147,14 @@ class ServerProcess:
                 raise self.start_error(msg)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
+
+    def check_owner(self) -> None:
+        """Raise unless our process holds the port that answered: never take another's server for ours."""
+        assert self._proc is not None
+        if not owns_port(self._proc.pid, self.port):
+            others = sorted(listener_pids(self.port))
+            msg = f"port {self.port} is not ours (pid {self._proc.pid}); listening: {others or 'nobody'}"
+            raise ConnectionError(msg)
 
     def stop(self, grace: float = 20.0) -> None:
         """Stop the process: ``stop_signal``, then SIGKILL after ``grace`` seconds."""

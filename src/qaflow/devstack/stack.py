@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 
 from qaflow.devstack.errors import DevStackError
 from qaflow.devstack.kafka import KafkaServer
-from qaflow.devstack.pids import alive
+from qaflow.devstack.owners import listener_pids, owns_port
+from qaflow.devstack.pids import alive, stop_pid
 from qaflow.devstack.postgres import PostgresServer
 from qaflow.devstack.process import ServerProcess
 from qaflow.devstack.redis import RedisServer
@@ -93,9 +95,79 @@ def status(state_dir: Path | str | None = None) -> dict[str, Any]:
         return {"running": False, "state_file": str(path)}
     state: dict[str, Any] = json.loads(path.read_text())
     for info in state["servers"].values():
-        info["running"] = alive(info["pid"], info.get("start_time"))
+        info.update(judge(info))
     state["running"] = all(info["running"] for info in state["servers"].values())
     return state
+
+
+def judge(info: dict[str, Any]) -> dict[str, Any]:
+    """``running`` and, when not, ``why``: by the recorded pid and the recorded port only.
+
+    The process must be the one recorded (pid and kernel start time) and it, or a child,
+    must hold the listening socket of its own port: whoever else answers there does not count.
+    """
+    if not alive(info["pid"], info.get("start_time")):
+        return {"running": False, "why": f"pid {info['pid']} has exited"}
+    if info.get("port") and not owns_port(info["pid"], int(info["port"])):
+        others = sorted(listener_pids(int(info["port"])))
+        who = f"pid {', '.join(map(str, others))}" if others else "nobody"
+        return {"running": False, "why": f"pid {info['pid']} runs but does not listen on port {info['port']} "
+                f"(listening there: {who})"}
+    return {"running": True}
+
+
+def _save(root: Path, state: dict[str, Any]) -> None:
+    path = root / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def restart(name: str, state_dir: Path | str | None = None, *, down_s: float = 0.0) -> dict[str, Any]:
+    """Stop server ``name`` of a stack ``up()`` started, wait ``down_s`` seconds, start it again.
+
+    It comes back on the same port(s) and the same data directory (Kafka's log and
+    PostgreSQL's data survive; Redis runs without persistence, so its keys do not), so
+    clients reconnect to the address they had. Returns the server's new state.
+    """
+    root = Path(state_dir or default_state_dir()).resolve()
+    path = root / STATE_FILE
+    if not path.is_file():
+        msg = f"no dev stack in {root} (qaflow dev up)"
+        raise DevStackError(msg)
+    state: dict[str, Any] = json.loads(path.read_text())
+    if name not in state["servers"] or name not in SERVER_CLASSES:
+        msg = f"unknown server {name!r}: one of {sorted(state['servers'])}"
+        raise DevStackError(msg)
+    info = state["servers"][name]
+    t0 = time.monotonic()
+    # stop_pid, not stop_detached: that one also removes a private PostgreSQL data directory.
+    stop_pid(info["pid"], info.get("start_time"), sig=SERVER_CLASSES[name].stop_signal)
+    stopped_in = time.monotonic() - t0
+    if down_s > 0:
+        time.sleep(down_s)
+    t1 = time.monotonic()
+    server = _server_like(name, info)
+    server.start()
+    state["servers"][name] = server.detach()
+    _save(root, state)
+    logger.info("devstack: %s restarted on port %s", name, info["port"])
+    timing = {"stopped_in_s": round(stopped_in, 1), "started_in_s": round(time.monotonic() - t1, 1)}
+    return {**state["servers"][name], **judge(state["servers"][name]), **timing}
+
+
+def _server_like(name: str, info: dict[str, Any]) -> ServerProcess:
+    """A server of kind ``name`` on the recorded port(s) and directories, keeping its data."""
+    workdir, port = Path(info["workdir"]), int(info["port"])
+    if name == "kafka":
+        return KafkaServer(workdir, port, controller_port=int(info["controller_port"]), keep_data=True,
+                           detached=True)
+    if name == "postgres":
+        pg = PostgresServer(workdir, port, detached=True)
+        if info.get("data_root"):
+            pg.data_root = Path(info["data_root"])
+        return pg
+    return SERVER_CLASSES[name](workdir, port, detached=True)
 
 
 def up(state_dir: Path | str | None = None) -> dict[str, Any]:
@@ -116,10 +188,7 @@ def up(state_dir: Path | str | None = None) -> dict[str, Any]:
         "addresses": stack.addresses(),
         "servers": {server.name: server.detach() for server in stack.servers},
     }
-    path = root / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(path)
+    _save(root, state)
     logger.info("devstack up: %s", state["addresses"])
     return status(root)
 

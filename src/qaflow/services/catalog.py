@@ -185,8 +185,11 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 60.0, path: str | None = None) -> None:
-        """Return once ``path`` answers 200; raise with the log's tail if the process exits or time runs out."""
+        """Return once ``path`` answers 200 from this process's own port; raise with the log's tail if the
+        process exits or time runs out. Another process answering on the port does not count."""
         import requests
+
+        from qaflow.devstack.owners import listener_pids
 
         path = path or self.spec.ready_path
         deadline = time.monotonic() + timeout_s
@@ -201,12 +204,19 @@ class ServiceProcess:
             except requests.RequestException as exc:
                 last = type(exc).__name__
             else:
-                if r.status_code == 200:
+                if r.status_code == 200 and self.owns_port():
                     return
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
+                last = f"HTTP {r.status_code}: {r.text[:200]}" if r.status_code != 200 else (
+                    f"port {self.port} answered, but by pid {sorted(listener_pids(self.port))}, not ours")
             time.sleep(0.25)
         msg = f"{self.name} not ready on {self.url}{path} after {timeout_s:.0f} s ({last})\n{self.tail()}"
         raise RuntimeError(msg)
+
+    def owns_port(self) -> bool:
+        """True when this process (or a child: gunicorn's workers) listens on its port."""
+        from qaflow.devstack.owners import owns_port
+
+        return self.proc is not None and owns_port(self.proc.pid, self.port)
 
     def stop(self, grace_s: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace_s``. Returns the exit code."""
