@@ -169,7 +169,7 @@ def stack(
             s.ready_s[component] = time.monotonic() - start
         yield s
     finally:
-        podman.down(manifest)
+        podman.down(manifest, deployments)
         podman.podman("secret", "rm", secret, check=False)
         postgres_server.drop_database(db)
 

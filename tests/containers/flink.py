@@ -114,7 +114,8 @@ class FlinkApplication:
         args.append(self.spec["image"])
         job = self.spec["job"]
         if role == "jobmanager":
-            args += ["standalone-job", "--job-classname", job["entryClass"], "--jars", job["jarURI"], *job["args"]]
+            # --jars takes several values: it goes first, so --job-classname ends its list.
+            args += ["standalone-job", "--jars", job["jarURI"], "--job-classname", job["entryClass"], *job["args"]]
         else:
             args.append("taskmanager")
         return args

@@ -12,6 +12,7 @@ import base64
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -95,8 +96,10 @@ def playable(docs: Iterable[Mapping[str, Any]], service_hosts: Sequence[str]) ->
     - container ``ports`` are dropped and named probe ports made numeric: with
       ``hostNetwork`` podman refuses any port mapping ("PortMappings can only be used with
       Bridge or slirp4netns networking");
-    - ``hostAliases`` map every Service name to 127.0.0.1, as cluster DNS would map it to the
-      Service (each service has its own port on the host, so ``name:port`` reaches it);
+    - Service host names in env values (``http://<release>-qaflow-api:<port>``) become
+      127.0.0.1, as cluster DNS would resolve them to the Service (each service has its own
+      port on the host, so ``127.0.0.1:<port>`` reaches it). podman 4.3.1 ignores
+      ``hostAliases`` on the host network and ``kube play`` has no ``--add-host``;
     - Deployments at 0 replicas are left out (kube play would start one).
     Secrets are not played (4.3.1 stores them in a form ``secretKeyRef`` cannot read): see
     :func:`create_secret`.
@@ -114,8 +117,10 @@ def playable(docs: Iterable[Mapping[str, Any]], service_hosts: Sequence[str]) ->
         else:
             spec = doc["spec"]
         assert spec.get("hostNetwork"), f"{doc['metadata']['name']}: not on the host network"
-        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": list(service_hosts)}]
         for c in spec.get("containers", []):
+            for e in c.get("env", []):
+                if "value" in e:
+                    e["value"] = to_loopback(str(e["value"]), service_hosts)
             named = {p["name"]: p["containerPort"] for p in c.pop("ports", []) if "name" in p}
             for key in ("livenessProbe", "readinessProbe", "startupProbe"):
                 probe = c.get(key) or {}
@@ -124,6 +129,13 @@ def playable(docs: Iterable[Mapping[str, Any]], service_hosts: Sequence[str]) ->
                         probe[handler]["port"] = named[probe[handler]["port"]]
         out.append(doc)
     return out
+
+
+def to_loopback(value: str, hosts: Sequence[str]) -> str:
+    """``http://svc:8000`` or ``svc.ns.svc:8000`` -> ``http://127.0.0.1:8000`` for each Service name."""
+    for host in hosts:
+        value = re.sub(rf"(?<![\w.-]){re.escape(host)}(\.[a-z0-9.-]+)?(?=:\d)", "127.0.0.1", value)
+    return value
 
 
 def create_secret(name: str, data: Mapping[str, str]) -> None:
@@ -137,9 +149,18 @@ def play(docs: Sequence[Mapping[str, Any]], path: Path) -> None:
     podman("kube", "play", str(path), timeout=600)
 
 
-def down(path: Path) -> None:
+def pod_name(doc: Mapping[str, Any]) -> str:
+    """The pod ``kube play`` (4.3.1) makes for a Deployment (``<name>-pod-0``) or a Pod (``<name>``)."""
+    name = str(doc["metadata"]["name"])
+    return f"{name}-pod-0" if doc["kind"] == "Deployment" else name
+
+
+def down(path: Path, docs: Sequence[Mapping[str, Any]] = ()) -> None:
+    """``kube down`` of what ``play`` started, then any of its pods left (by name, ours only)."""
     if path.is_file():
         podman("kube", "down", str(path), timeout=300, check=False)
+    for doc in docs:
+        podman("pod", "rm", "-f", "-t", "10", pod_name(doc), timeout=120, check=False)
 
 
 def containers_of(pod: str) -> list[dict[str, Any]]:
@@ -151,9 +172,7 @@ def containers_of(pod: str) -> list[dict[str, Any]]:
 def container_name(doc: Mapping[str, Any], container: str) -> str:
     """kube play (4.3.1) names a Deployment's pod ``<name>-pod-0``, a Pod's ``<name>``, and each
     container ``<pod>-<container>``."""
-    name = doc["metadata"]["name"]
-    pod = f"{name}-pod-0" if doc["kind"] == "Deployment" else name
-    return f"{pod}-{container}"
+    return f"{pod_name(doc)}-{container}"
 
 
 def logs(container: str, tail: int = 80) -> str:

@@ -94,3 +94,14 @@ def test_services_are_all_in_the_contract() -> None:
     from tests.charts.test_images import SERVICES as IMAGE_SERVICES
 
     assert set(SERVICES) == set(IMAGE_SERVICES)
+
+
+def test_the_web_services_serve_their_pages_from_the_image(stack: Stack) -> None:
+    """What the images carry besides code (the dashboard's template, the api's OpenAPI
+    document) is there: a file the dockerignore leaves out fails here."""
+    import requests
+
+    page = requests.get(stack.url("dashboard") + "/", timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower(), (page.status_code, page.text[:300])
+    spec = requests.get(stack.url("api") + "/openapi.json", timeout=30)
+    assert spec.status_code == 200 and "/v1/questions" in spec.json()["paths"]
