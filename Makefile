@@ -43,8 +43,14 @@ deps: $(VENV)/.dev ## Install everything the tests need: Python extras, Kafka ja
 	bash scripts/install-promtool.sh
 	$(VENV)/bin/qaflow flink fetch-jars
 
+export CONTAINERS_CONF ?= $(CURDIR)/scripts/images/containers.conf
+
+.PHONY: images
+images: ## Build every image under images/ with podman (stand-in bases, wheelhouse; cached in CACHE_DIR)
+	bash scripts/images/all.sh
+
 .PHONY: test
-test: deps lint ## Set up everything, lint, and run every test suite against real servers
+test: deps lint images ## Set up everything, lint, build the images, and run every test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: chaos

@@ -101,6 +101,9 @@ run helm upgrade --install strimzi oci://quay.io/strimzi-helm/strimzi-kafka-oper
   --wait --timeout 10m
 
 echo "== Flink Kubernetes Operator $FLINK_OPERATOR_VERSION"
+# The released chart pins its own image (a ghcr.io tag named by commit hash; ghcr.io has no
+# semver tags), so the image is left as the chart has it. Overriding only image.tag would ask
+# ghcr.io for a tag that does not exist.
 # archive.apache.org keeps every release; downloads.apache.org only the newest.
 run helm repo add "flink-operator-$FLINK_OPERATOR_VERSION" \
   "https://archive.apache.org/dist/flink/flink-kubernetes-operator-$FLINK_OPERATOR_VERSION/" --force-update
@@ -109,7 +112,6 @@ run helm upgrade --install flink-kubernetes-operator \
   --version "$FLINK_OPERATOR_VERSION" \
   --namespace flink-operator --create-namespace \
   --set webhook.create=false \
-  --set image.tag="$FLINK_OPERATOR_VERSION" \
   --set "watchNamespaces={$NAMESPACE}" \
   --wait --timeout 10m
 

@@ -20,7 +20,8 @@ def readme_commands() -> list[list[str]]:
     block = re.search(r"```sh\n(.*?)```", section, re.S)
     assert block, "the README's Kubernetes section has no sh block"
     joined = block.group(1).replace("\\\n", " ")
-    return [shlex.split(line, comments=True) for line in joined.splitlines() if line.strip()]
+    commands = [shlex.split(line, comments=True) for line in joined.splitlines() if line.strip()]
+    return [c for c in commands if c]  # comment-only lines say which terminal
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,14 @@ def release(helm_bin: Path) -> dict:
     docs = render(values_files=[REPO / f for f in files], release=rel["name"], namespace=rel["namespace"],
                   kube_version="1.34.0", helm_bin=helm_bin)
     return {"name": rel["name"], "namespace": rel["namespace"], "docs": docs, "skaffold": sk}
+
+
+def duration_s(text: str) -> float:
+    """A Go duration as helm takes it (``10m``, ``1h30m``, ``90s``) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a duration: {text}"
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def objects(release: dict, kind: str) -> dict[str, dict]:
@@ -71,9 +80,16 @@ def test_every_readme_cluster_command_matches_the_rendered_release(release: dict
             paths = document(load(ApiSettings, {}))["paths"]
             assert template in paths or path in paths, (cmd, sorted(paths))
         elif tool == "helm":
-            assert cmd[1:] == ["test", release["name"], "-n", release["namespace"]], cmd
+            assert cmd[1:5] == ["test", release["name"], "-n", release["namespace"]], cmd
             pods = [d for d in release["docs"] if d["kind"] == "Pod"]
-            assert any(p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test" for p in pods)
+            tests = [p for p in pods if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+            assert tests
+            # helm's default --timeout (5m) races the test pod's own wait: give helm more.
+            assert cmd[5:6] == ["--timeout"], f"{cmd}: no --timeout"
+            helm_s = duration_s(cmd[6])
+            for pod in tests:
+                env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+                assert helm_s >= float(env["TIMEOUT_S"]) + 60, f"helm test --timeout {cmd[6]} <= the pod's {env}"
         elif tool == ".venv/bin/qaflow":
             assert cmd[1:3] == ["cluster", "status"], cmd
         else:

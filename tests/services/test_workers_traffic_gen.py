@@ -183,3 +183,42 @@ def test_traffic_gen_counts_connection_errors_and_bad_settings(
     assert ids_file.read_text() == ""
     assert main(["--rate", "-1"]) == 2
     assert "QAFLOW_TRAFFIC_RATE" in capsys.readouterr().err
+
+
+def test_traffic_gen_idles_after_its_run_when_asked(api: StandInApi, tmp_path: Path) -> None:
+    """QAFLOW_TRAFFIC_IDLE (set by the chart): once the data set is sent the process stays up
+    and healthy until SIGTERM, so its Deployment does not restart it into CrashLoopBackOff."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QAFLOW_")}
+    env.update(QAFLOW_TRAFFIC_IDLE="true", QAFLOW_LOG_FORMAT="text")
+    out = tmp_path / "out.json"
+    with out.open("wb") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qaflow.services.traffic_gen", "--api-url", api.url, "--dataset", str(SAMPLE),
+             "--rate", "200", "--total", "3", "--http-port", str(port), "--json"],
+            env=env, stdout=stdout, stderr=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not out.read_text().strip().endswith("}"):
+            assert proc.poll() is None, f"exited {proc.returncode} before idling"
+            assert time.monotonic() < deadline, "no report"
+            time.sleep(0.2)
+        assert json.loads(out.read_text())["requests"] == 3
+        time.sleep(1.5)
+        assert proc.poll() is None, "exited after its run"
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -358,6 +358,7 @@ class TrafficGenSettings(PipelineSettings, ServiceSettings):
     traffic_repeat_share: float = Field(0.0, ge=0, le=1, description="Share of requests that repeat an earlier question.")
     traffic_seed: int = Field(0, description="Seed of the arrival and repeat draws.")
     traffic_wait_s: float = Field(0.0, ge=0, description="After sending, poll until every question is terminal, for at most this long.")
+    traffic_idle: bool = Field(False, description="After the run, keep serving /healthz and /metrics until stopped instead of exiting (a Deployment restarts an exited container into CrashLoopBackOff).")
 
 
 @register

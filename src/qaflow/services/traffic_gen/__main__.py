@@ -131,20 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run(s, workers=max(1, args.workers), timeout_s=args.timeout_s, retries=max(0, args.retries),
                      stop=stop)
+        summary = report.to_dict()
+        if args.ids_file is not None:
+            args.ids_file.write_text("".join(f"{qid}\n" for qid in report.accepted()))
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            from rich.console import Console
+
+            Console().print(render(summary))
+        if s.traffic_idle and not stop.is_set():
+            # In a Deployment an exit would be restarted (and backed off): stay up, healthy, idle.
+            logger.info("run %s done; idle until stopped (QAFLOW_TRAFFIC_IDLE)", report.run_id)
+            stop.wait()
     except DatasetError as exc:
         print(f"{NAME}: {exc}", file=sys.stderr)
         return 2
     finally:
         probes.stop()
-    summary = report.to_dict()
-    if args.ids_file is not None:
-        args.ids_file.write_text("".join(f"{qid}\n" for qid in report.accepted()))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        from rich.console import Console
-
-        Console().print(render(summary))
     return 0
 
 

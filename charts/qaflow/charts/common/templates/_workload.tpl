@@ -76,6 +76,10 @@ spec:
     spec:
       serviceAccountName: {{ include "qaflow.serviceAccountName" . }}
       automountServiceAccountToken: false
+      {{- if .Values.global.hostNetwork }}
+      hostNetwork: true
+      dnsPolicy: ClusterFirstWithHostNet
+      {{- end }}
       {{- with (include "qaflow.imagePullSecrets" . | trim) }}
       {{- . | nindent 6 }}
       {{- end }}
