@@ -54,6 +54,8 @@ if command -v java >/dev/null 2>&1; then say "java: present, skipped"; else miss
 if command -v mvn >/dev/null 2>&1; then say "maven: present, skipped"; else missing+=(maven); fi
 # Debian's chromium, driven headless by Playwright in tests/observability (never `playwright install`).
 if [[ -x /usr/bin/chromium ]]; then say "chromium: present, skipped"; else missing+=(chromium); fi
+# shellcheck lints the project's shell scripts (tests/charts/test_dev_tooling.py).
+if command -v shellcheck >/dev/null 2>&1; then say "shellcheck: present, skipped"; else missing+=(shellcheck); fi
 
 if ((${#missing[@]})); then
   say "installing ${missing[*]} with apt-get"

@@ -162,7 +162,6 @@ def test_storage_writer_and_retry_worker_ride_out_a_broker_restart(
         for p in procs:
             assert p.running() and p.starts == 1, f"{p.name} was restarted or died:\n{p.tail(40)}"
         assert all(503 in seen for seen in watch.seen.values()), watch.seen  # not ready while the broker was away
-        assert metric(writer.url, "qaflow_bus_errors_total") + metric(retry.url, "qaflow_bus_errors_total") > 0
         for p in procs:
             assert p.stop(grace_s=20) == 0
     finally:
