@@ -163,7 +163,6 @@ class ScorerService:
 
 def bench_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import bert_score  # type: ignore[import-untyped]
-    import torch
 
     from qaflow.core.settings import ScorerSettings
     from qaflow.scoring.bertscore import LANG, BertScoreScorer, resolve_model
@@ -182,16 +181,33 @@ def bench_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if not args.no_service:
         log("starting the scorer service (gunicorn)")
         service = ScorerService(args.chunk, workdir)
-        service.start()
-        remote = RemoteScorer(ScorerSettings(scorer="remote", scorer_url=service.url, scorer_timeout_s=600))
-        remote.start()
+        try:
+            service.start()
+            remote = RemoteScorer(ScorerSettings(scorer="remote", scorer_url=service.url, scorer_timeout_s=600))
+            remote.start()
+        except BaseException:
+            service.stop()
+            raise
+    try:
+        return _rounds(args, cands, refs, raw, ours, service, remote if service else None)
+    finally:
+        if service is not None:
+            service.stop()
+        ours.close()
+
+
+def _rounds(args: argparse.Namespace, cands: list[str], refs: list[str], raw: Any, ours: Any,
+            service: ScorerService | None, remote: Any) -> dict[str, Any]:
+    import torch
+
+    n = len(cands)
     # warm-up: first calls pay for lazy initialisation inside torch
     raw.score(cands[:8], refs[:8], batch_size=args.chunk)
     ours.score(cands[:8], refs[:8])
     if service is not None:
         remote.score(cands[:8], refs[:8])
     # no text is truncated, so every scenario scores exactly the same texts
-    assert all(len(t) <= settings.scorer_max_chars for t in cands + refs)
+    assert all(len(t) <= ours.settings.scorer_max_chars for t in cands + refs)
 
     def run_ours() -> None:
         ours.cache.clear()
@@ -224,10 +240,6 @@ def bench_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 row["ratio_pairs_per_s"] = round(row["pairs_per_s"] / base["pairs_per_s"], 3)
                 row["ratio_cpu_per_pair"] = round(base["cpu_ms_per_pair"] / row["cpu_ms_per_pair"], 3)
             rounds.append(rows)
-    if service is not None:
-        remote.close()
-        service.stop()
-    ours.close()
     summary = {}
     for name in [r["scenario"] for r in rounds[0]]:
         rows = [row for rnd in rounds for row in rnd if row["scenario"] == name]
@@ -330,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-score", action="store_true", help="also time `qaflow run`'s first score")
     parser.add_argument("--out", default=str(RESULTS / "scoring.json"), help="JSON result file")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the scorer service on kill too
     import torch
 
     report: dict[str, Any] = {

@@ -150,3 +150,16 @@ def test_cache_is_bounded_and_least_recently_used_goes_first(plain: Any) -> None
     assert cache.get("a") is not None and cache.get("c") is not None
     assert len(cache) == 2
     assert cache.bytes <= cache.max_bytes
+
+
+def test_length_buckets_bound_padding_and_batch_size() -> None:
+    lengths = [130, 128, 120, 111, 100, 64, 60, 59, 58, 57, 20, 19, 18, 5]
+    ids = {f"t{i}": [0] * n for i, n in enumerate(lengths)}
+    batches = embedcache.length_buckets(ids, 3)
+    assert sorted(t for b in batches for t in b) == sorted(ids)
+    for batch in batches:
+        assert len(batch) <= 3
+        longest = len(ids[batch[0]])
+        assert all(len(ids[t]) >= embedcache.MIN_FILL * longest for t in batch)
+    flat = [len(ids[t]) for b in batches for t in b]
+    assert flat == sorted(flat, reverse=True)
