@@ -13,7 +13,9 @@ over ``--repeats`` rounds so a change in the machine's load hits every row alike
 - ``service``: the scorer service under gunicorn (a separate process), called by
   ``RemoteScorer`` in ``--chunk``-pair chunks.
 
-Wall-clock pairs/s and CPU seconds per pair (process CPU time of all threads; for the
+Every scorer runs with the same torch thread count (``--threads``, default 1: on a 2-core
+machine shared with other work, two OpenMP threads per process mostly spin). Wall-clock
+pairs/s and CPU seconds per pair (process CPU time of all threads; for the
 service, of the gunicorn processes) are both reported, with ``os.getloadavg()`` beside each
 figure. Ratios to ``raw`` of the same round are the point: the machine is shared.
 
@@ -120,7 +122,8 @@ class ScorerService:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "scorer-service.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("QAFLOW_", "PROMETHEUS_"))}
-        self.env = {**clean, "QAFLOW_HTTP_PORT": str(self.port), "QAFLOW_SCORER": "bertscore",
+        self.env = {**clean, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+                    "QAFLOW_HTTP_PORT": str(self.port), "QAFLOW_SCORER": "bertscore",
                     "QAFLOW_SCORER_DEVICE": "cpu", "QAFLOW_SCORER_BATCH_SIZE": str(chunk),
                     "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prom")}
         (workdir / "prom").mkdir(exist_ok=True)
@@ -337,13 +340,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=64, help="pairs per call, the pipeline's "
                         "QAFLOW_SCORER_BATCH_SIZE (default 64)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every scorer, OMP_NUM_THREADS "
+                        "(default 1)")
     parser.add_argument("--no-service", action="store_true", help="skip the scorer service under gunicorn")
     parser.add_argument("--no-throughput", action="store_true", help="skip the pairs/s comparison")
     parser.add_argument("--first-score", action="store_true", help="also time `qaflow run`'s first score")
     parser.add_argument("--out", default=str(RESULTS / "scoring.json"), help="JSON result file")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the scorer service on kill too
+    # Same intra-op thread count everywhere: read by torch at import here and by BertScoreScorer
+    # in this process and in the service (OMP_NUM_THREADS). On a 2-core machine shared with
+    # other work, 2 OpenMP threads spin against each other and against everyone else.
+    user_omp = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
+
+    torch.set_num_threads(args.threads)
 
     report: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(), "cpus": os.cpu_count(),
@@ -353,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qaflow-bench-") as tmp:
         if not args.no_throughput:
             report["throughput"] = bench_throughput(args, Path(tmp))
-        if args.first_score:
+        if args.first_score:  # as `make run` runs it: torch's own thread count unless the user set one
+            if user_omp is None:
+                del os.environ["OMP_NUM_THREADS"]
             report["first_score"] = bench_first_score(Path(tmp))
     report["load_average_after"] = load_avg()
     out = Path(args.out)
