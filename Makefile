@@ -21,12 +21,28 @@ $(VENV)/.created:
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	@touch $@
 
+# torch: uv's --torch-backend=auto picks the build for this machine from download.pytorch.org
+# (the CPU build, ~200 MB, where there is no GPU, instead of ~5 GB of CUDA wheels). Where that
+# index cannot be reached within TORCH_INDEX_TIMEOUT seconds, PyPI's default build is installed
+# instead. TORCH_BACKEND=cpu, cu128, ... forces one; TORCH_BACKEND= (empty) always uses PyPI's.
+TORCH_BACKEND ?= auto
+TORCH_INDEX_TIMEOUT ?= 20
+define uv_install_with_torch
+	@if [ -n "$(TORCH_BACKEND)" ] && UV_HTTP_TIMEOUT=$(TORCH_INDEX_TIMEOUT) UV_HTTP_RETRIES=0 \
+	    $(UV) pip install --quiet --python $(PY) --torch-backend=$(TORCH_BACKEND) $(1); then \
+	  echo "torch: installed with uv --torch-backend=$(TORCH_BACKEND)"; \
+	else \
+	  [ -z "$(TORCH_BACKEND)" ] || echo "torch: --torch-backend=$(TORCH_BACKEND) failed (index unreachable?); using PyPI's torch build"; \
+	  $(UV) pip install --quiet --python $(PY) $(1); \
+	fi
+endef
+
 $(VENV)/.run: pyproject.toml $(VENV)/.created
-	$(UV) pip install --quiet --python $(PY) -e '.[run]'
+	$(call uv_install_with_torch,-e '.[run]')
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.created
-	$(UV) pip install --quiet --python $(PY) -e '.[dev,flink]'
+	$(call uv_install_with_torch,-e '.[dev,flink]')
 	@touch $@ $(VENV)/.run
 
 .PHONY: install

@@ -160,6 +160,8 @@ class OfflineSimulator:
         if latency_s:
             time.sleep(latency_s)
         text = simulated_answer(request, s.llm_seed)
+        logger.debug("%s answered question_id=%s generation=%d delivery=%d in %.0f ms", PROVIDER,
+                     request.question_id, request.generation, request.delivery, (time.perf_counter() - started) * 1000)
         return LlmReply(
             text=text,
             model=MODEL,

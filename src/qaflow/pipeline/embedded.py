@@ -118,6 +118,7 @@ class EmbeddedPipeline:
 
     def run(self, questions: Iterable[Question], total: int | None = None) -> RunSummary:
         started = time.perf_counter()
+        self.scorer.preload()  # the model loads while the first questions are submitted and answered
         for part in (self.bus, self.store, self.cache, self.provider, self.scorer):
             part.start()
         self.bus.ensure_topics(topics.default_specs(self.s.kafka_partitions, self.s.kafka_retention_ms))
