@@ -19,13 +19,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import requests
 
 from qaflow.datasets import open_dataset
 from tests.containers import podman
 from tests.containers.conftest import ScoreJob, Stack
+from tests.pg import pg_rows, terminal_count
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.flink, pytest.mark.timeout(1200)]
 
@@ -34,23 +34,6 @@ SAMPLE = REPO / "data" / "sample.csv"
 QUESTIONS = 40
 TERMINAL = ("validated", "exhausted", "failed")
 DONE_WITHIN_S = 600
-
-
-def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
-def terminal_count(url: str) -> int:
-    try:
-        return int(pg_rows(url, "SELECT count(*) FROM results")[0][0])
-    except psycopg2.Error:
-        return 0
 
 
 def figures(update: dict[str, Any]) -> None:

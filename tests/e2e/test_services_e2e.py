@@ -18,37 +18,21 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import requests
 
 from qaflow.core import topics
 from qaflow.datasets import open_dataset
 from qaflow.devstack.ports import free_port
+from tests.pg import pg_rows, terminal_count
 
 from .conftest import ServiceStack
+from .loop import start_flaky_llm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample.csv"
 DONE_WITHIN_S = 300
-
-
-def pg_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
-def terminal_count(url: str) -> int:
-    try:
-        return int(pg_rows(url, "SELECT count(*) FROM results")[0][0])
-    except psycopg2.Error:
-        return 0  # tables not created yet
 
 
 def read_topic(bootstrap: str, topic: str) -> list[tuple[str | None, dict[str, Any]]]:
@@ -111,25 +95,8 @@ def test_every_question_ends_once_across_an_llm_worker_crash(
     """Run with the score-worker, and with the PyFlink job in its place."""
     pg_url, prefix = stack.backends.store_url, stack.backends.topic_prefix
     expected_ids = {q.id for q in open_dataset(SAMPLE)}
-    fake = stack.start_fake_llm("--latency-ms", "30", "--rate-429", "0.10", "--rate-503", "0.05",
-                                "--retry-after-s", "1", "--seed", "11")
-    stack.config = {
-        "QAFLOW_LOG_FORMAT": "text",
-        "QAFLOW_SHUTDOWN_GRACE_S": "10",
-        "QAFLOW_LLM_PROVIDER": "openai",
-        "QAFLOW_LLM_BASE_URL": fake.url,
-        "QAFLOW_LLM_CONCURRENCY": "8",
-        "QAFLOW_AIMD_RECOVER_AFTER_S": "1",
-        "QAFLOW_SCORER": "lexical",
-        "QAFLOW_THRESHOLD": "0.15",  # about half the fake answers pass at once; the rest regenerate, then exhaust
-        "QAFLOW_MAX_GENERATIONS": "2",
-        "QAFLOW_MAX_DELIVERY_ATTEMPTS": "8",
-        "QAFLOW_RETRY_AFTER_CAP_S": "0.3",  # the fake's Retry-After is 1 s; keep the test short
-        "QAFLOW_RETRY_QUOTA_DELAY_S": "0.3",
-        "QAFLOW_RETRY_OVERLOAD_BASE_S": "0.1",
-        "QAFLOW_RETRY_OVERLOAD_CAP_S": "0.5",
-        "QAFLOW_SCORER_BATCH_SIZE": "32",
-    }
+    fake = start_flaky_llm(stack, QAFLOW_SHUTDOWN_GRACE_S="10", QAFLOW_AIMD_RECOVER_AFTER_S="1",
+                           QAFLOW_MAX_DELIVERY_ATTEMPTS="8", QAFLOW_SCORER_BATCH_SIZE="32")
     names = ["storage-writer", "api", "llm-worker", "retry-worker"]
     services = [stack.start(name) for name in names + (["score-worker"] if score_stage == "score-worker" else [])]
     for proc in services:

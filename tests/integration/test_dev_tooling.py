@@ -29,6 +29,7 @@ from qaflow.devstack.owners import listener_pids, owns_port
 from qaflow.devstack.ports import free_port, is_listening
 from qaflow.devstack.stack import judge
 from qaflow.services.catalog import FAKE_LLM, SERVICES, ServiceProcess, base_environment
+from tests.pg import pg_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -196,13 +197,7 @@ def test_two_stacks_status_and_restart(
             assert "kept_across_restart" in admin.list_topics()
         finally:
             admin.close()
-        conn = psycopg2.connect(addresses["postgres_url"])
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT to_regclass('kept_across_restart') IS NOT NULL")
-                assert cur.fetchone() == (True,)
-        finally:
-            conn.close()
+        assert pg_rows(addresses["postgres_url"], "SELECT to_regclass('kept_across_restart') IS NOT NULL") == [(True,)]
         done = _qaflow("status", "--json", "--state-dir", str(state_dir))
         assert done.returncode == 0, done.stdout
     finally:

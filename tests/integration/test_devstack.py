@@ -17,6 +17,7 @@ from kafka.admin import NewTopic
 
 from qaflow.devstack import DevStack, down, status
 from qaflow.devstack.ports import is_listening
+from tests.pg import pg_rows
 
 pytestmark = pytest.mark.integration
 
@@ -110,13 +111,7 @@ def _assert_answers(addresses: dict[str, str]) -> None:
         assert isinstance(admin.list_topics(), list)
     finally:
         admin.close()
-    conn = psycopg2.connect(addresses["postgres_url"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            assert cur.fetchone() == (1,)
-    finally:
-        conn.close()
+    assert pg_rows(addresses["postgres_url"], "SELECT 1") == [(1,)]
     client = redis.Redis.from_url(addresses["redis_url"])
     try:
         assert client.ping() is True

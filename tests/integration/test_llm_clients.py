@@ -40,12 +40,6 @@ TITLE = "Why is the sky blue?"
 Factory = Callable[..., HttpProvider]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLlmServer]:
-    with FakeLlmServer() as fake:
-        yield fake
-
-
 @pytest.fixture
 def fake(server: FakeLlmServer) -> FakeLlmServer:
     deadline = time.monotonic() + 5.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -25,12 +24,6 @@ from qaflow.llm.http import HttpProvider
 from qaflow.pipeline.answer import AnswerStage
 
 KINDS = ["gemini", "ollama", "openai"]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLlmServer]:
-    with FakeLlmServer() as fake:
-        yield fake
 
 
 @pytest.fixture

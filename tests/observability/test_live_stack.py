@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import requests
 
 from tests.e2e.conftest import ServiceStack
+from tests.e2e.loop import start_flaky_llm
 from tests.observability.names import (
     REPO,
     dashboard_exprs,
@@ -34,6 +34,7 @@ from tests.observability.names import (
     unknown,
     used_names,
 )
+from tests.pg import terminal_count
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -50,40 +51,9 @@ CHARTS = ("throughput", "latency", "scores", "generations", "bygen")  # the page
 FIGURES = "() => Object.fromEntries([...document.querySelectorAll('[data-k]')].map(e => [e.dataset.k, e.textContent]))"
 
 
-def terminal_count(url: str) -> int:
-    try:
-        conn = psycopg2.connect(url)
-    except psycopg2.Error:
-        return 0
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM results")
-            row = cur.fetchone()
-            return int(row[0]) if row else 0
-    except psycopg2.Error:
-        return 0  # tables not created yet
-    finally:
-        conn.close()
-
-
 def start_loop(stack: ServiceStack) -> dict[str, Any]:
     """Every service, and traffic-gen sending the sample at 4/s (about 50 s)."""
-    fake = stack.start_fake_llm("--latency-ms", "30", "--rate-429", "0.10", "--rate-503", "0.05",
-                                "--retry-after-s", "1", "--seed", "11")
-    stack.config = {
-        "QAFLOW_LOG_FORMAT": "text",
-        "QAFLOW_SHUTDOWN_GRACE_S": "5",
-        "QAFLOW_LLM_PROVIDER": "openai",
-        "QAFLOW_LLM_BASE_URL": fake.url,
-        "QAFLOW_LLM_CONCURRENCY": "8",
-        "QAFLOW_SCORER": "lexical",
-        "QAFLOW_THRESHOLD": "0.15",  # about half pass at once; the rest regenerate, then exhaust
-        "QAFLOW_MAX_GENERATIONS": "2",
-        "QAFLOW_RETRY_AFTER_CAP_S": "0.3",
-        "QAFLOW_RETRY_QUOTA_DELAY_S": "0.3",
-        "QAFLOW_RETRY_OVERLOAD_BASE_S": "0.1",
-        "QAFLOW_RETRY_OVERLOAD_CAP_S": "0.5",
-    }
+    fake = start_flaky_llm(stack, QAFLOW_SHUTDOWN_GRACE_S="5")
     services = [stack.start(name) for name in ("storage-writer", "api", "llm-worker", "retry-worker", "score-worker",
                                                "scorer")]
     for proc in services:

@@ -34,16 +34,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     s.close()
 
 
-@pytest.fixture
-def bus(request: pytest.FixtureRequest) -> Iterator[MemoryBus]:
-    name = request.node.name[:40]
-    MemoryBus.reset(name)
-    b = MemoryBus(f"memory://{name}", partitions=1)
-    b.start()
-    yield b
-    MemoryBus.reset(name)
-
-
 def raw_result(title: str, answer_escape: str) -> tuple[str, bytes]:
     """A result record as a foreign producer wrote it: a raw JSON escape spliced into the answer."""
     q = QuestionMessage.new(title, "", REFERENCE)

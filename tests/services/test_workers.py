@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from qaflow.bus.memory import MemoryBus
 from qaflow.cache.memory import MemoryCache
@@ -26,16 +24,6 @@ REFERENCE = "A reference answer."
 
 def question(i: int) -> QuestionMessage:
     return QuestionMessage.new(f"Question number {i}?", "", REFERENCE)
-
-
-@pytest.fixture
-def bus(request: pytest.FixtureRequest) -> Iterator[MemoryBus]:
-    name = request.node.name[:40]
-    MemoryBus.reset(name)
-    b = MemoryBus(f"memory://{name}", partitions=1)
-    b.start()
-    yield b
-    MemoryBus.reset(name)
 
 
 def step_until(worker: Any, done: Callable[[], bool], timeout_s: float = 5.0) -> None:

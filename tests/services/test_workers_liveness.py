@@ -17,7 +17,7 @@ from qaflow.core.errors import ErrorClass
 from qaflow.core.messages import QuestionMessage, ResultMessage, RetryMessage, Status
 from qaflow.devstack import KafkaServer
 from qaflow.llm.fake_server import FakeLlmServer
-from tests.conftest import _require
+from tests.conftest import _serve
 from tests.services.test_workers_poison import statuses, wait_for
 from tests.services.test_workers_processes import REFERENCE, Harness, metric
 
@@ -56,13 +56,7 @@ def test_a_saturated_llm_worker_keeps_its_group_through_calls_longer_than_the_po
 @pytest.fixture
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
     """A broker of this test's own, since the test stops it (the session's broker is shared)."""
-    server = KafkaServer(tmp_path_factory.mktemp("kafka-restart"))
-    _require(server)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(KafkaServer(tmp_path_factory.mktemp("kafka-restart")))
 
 
 def results(prefix: str, n: int) -> list[ResultMessage]:

@@ -39,25 +39,21 @@ prepare_configuration() {
   "$FLINK_HOME/bin/config-parser-utils.sh" "$FLINK_HOME/conf" "$FLINK_HOME/bin" "$FLINK_HOME/lib" "${config_params[@]}"
 }
 
-args=("$@")
-if [ "$1" = "help" ]; then
-  printf "Usage: %s (jobmanager|%s|taskmanager|%s)|help\n" "$(basename "$0")" "$COMMAND_STANDALONE" "$COMMAND_HISTORY_SERVER"
-  exit 0
-elif [ "$1" = "jobmanager" ]; then
-  args=("${args[@]:1}")
+# The Flink script each command starts in the foreground (with the rest of the arguments).
+script=
+case "$1" in
+  help)
+    printf "Usage: %s (jobmanager|%s|taskmanager|%s)|help\n" "$(basename "$0")" "$COMMAND_STANDALONE" "$COMMAND_HISTORY_SERVER"
+    exit 0
+    ;;
+  jobmanager) script=jobmanager.sh ;;
+  "$COMMAND_STANDALONE") script=standalone-job.sh ;;
+  "$COMMAND_HISTORY_SERVER") script=historyserver.sh ;;
+  taskmanager) script=taskmanager.sh ;;
+esac
+if [ -n "$script" ]; then
+  shift
   prepare_configuration
-  exec $(drop_privs_cmd) "$FLINK_HOME/bin/jobmanager.sh" start-foreground "${args[@]}"
-elif [ "$1" = "$COMMAND_STANDALONE" ]; then
-  args=("${args[@]:1}")
-  prepare_configuration
-  exec $(drop_privs_cmd) "$FLINK_HOME/bin/standalone-job.sh" start-foreground "${args[@]}"
-elif [ "$1" = "$COMMAND_HISTORY_SERVER" ]; then
-  args=("${args[@]:1}")
-  prepare_configuration
-  exec $(drop_privs_cmd) "$FLINK_HOME/bin/historyserver.sh" start-foreground "${args[@]}"
-elif [ "$1" = "taskmanager" ]; then
-  args=("${args[@]:1}")
-  prepare_configuration
-  exec $(drop_privs_cmd) "$FLINK_HOME/bin/taskmanager.sh" start-foreground "${args[@]}"
+  exec $(drop_privs_cmd) "$FLINK_HOME/bin/$script" start-foreground "$@"
 fi
-exec $(drop_privs_cmd) "${args[@]}"
+exec $(drop_privs_cmd) "$@"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qaflow.bus.base import Consumer, Producer, Record
-from qaflow.core.faults import Fault, FaultPolicy, classify
+from qaflow.core.faults import Fault, FaultPolicy
 from qaflow.core.messages import Origin, RetryMessage
 from qaflow.core.offsets import OffsetTracker
 from qaflow.pipeline.outputs import Output
@@ -107,11 +107,8 @@ class RetryWorker(Worker):
         except Abandoned:
             raise
         except Exception as exc:
-            fault = classify(exc)
-            key = (rec.topic, rec.partition, rec.offset)
-            tries = self._tries[key] = self._tries.get(key, 0) + 1
-            if self.policy.gives_up(fault, tries):
-                del self._tries[key]
+            fault, tries, gives_up = self._count_failure(rec, exc)
+            if gives_up:
                 return self._dead_letter(rec, msg, exc, fault, tries)
             self._note_transient(rec, exc, None if fault is Fault.TRANSIENT else tries)
             again = self.clock() + self.policy.backoff(tries)

@@ -188,18 +188,27 @@ class Worker:
             except Abandoned:
                 raise
             except Exception as exc:
-                fault = classify(exc)
-                key = (rec.topic, rec.partition, rec.offset)
-                tries = self._tries[key] = self._tries.get(key, 0) + 1
-                if not self.policy.gives_up(fault, tries):
+                fault, tries, gives_up = self._count_failure(rec, exc)
+                if not gives_up:
                     self._note_transient(rec, exc, tries)
                     return outputs, [r for r, _ in batch[i:]]
-                del self._tries[key]
                 outputs.extend(self._dead_letter(rec, msg, exc, fault, tries))
             else:
                 self._tries.pop((rec.topic, rec.partition, rec.offset), None)
         self._transient_run = 0
         return outputs, []
+
+    def _count_failure(self, rec: Record, exc: BaseException) -> tuple[Fault, int, bool]:
+        """Counts a failed try of ``rec`` (keyed by topic, partition, offset): its fault class,
+        the record's failed tries so far (this one included), and whether the policy gives up on
+        it now; a record given up on is forgotten (its count dropped)."""
+        fault = classify(exc)
+        key = (rec.topic, rec.partition, rec.offset)
+        tries = self._tries[key] = self._tries.get(key, 0) + 1
+        gives_up = self.policy.gives_up(fault, tries)
+        if gives_up:
+            del self._tries[key]
+        return fault, tries, gives_up
 
     def _dead_letter(self, rec: Record, msg: Any, exc: BaseException, fault: Fault, tries: int) -> list[Output]:
         self.dead_lettered += 1
