@@ -41,8 +41,9 @@ $(VENV)/.run: pyproject.toml $(VENV)/.created
 	$(call uv_install_with_torch,-e '.[run]')
 	@touch $@
 
+DEV_EXTRAS := -e '.[dev,flink]'
 $(VENV)/.dev: pyproject.toml $(VENV)/.created
-	$(call uv_install_with_torch,-e '.[dev,flink]')
+	$(call uv_install_with_torch,$(DEV_EXTRAS))
 	@touch $@ $(VENV)/.run
 
 .PHONY: install
