@@ -33,7 +33,17 @@ build() {  # build IMAGE ARGS...
   local image="$1"; shift
   local start end
   start="$(date +%s.%N)"
-  if ! podman build "${common[@]}" "$@" -t "localhost/qaflow/$image:$TAG" "$REPO" >"$CACHE_DIR/images/build-$image.log" 2>&1; then
+  local log="$CACHE_DIR/images/build-$image.log" status=0
+  podman build "${common[@]}" "$@" -t "localhost/qaflow/$image:$TAG" "$REPO" >"$log" 2>&1 || status=$?
+  if ((status)) && grep -q "no space left on device" "$log"; then
+    # The scorer (PyPI's CUDA torch) needs ~20 GB while it builds, and old untagged images are
+    # what fills the disk: drop them (their layer cache goes too) and try once more.
+    echo "build of $image ran out of disk; removing untagged images and trying again" >&2
+    podman image prune -f >/dev/null
+    status=0
+    podman build "${common[@]}" "$@" -t "localhost/qaflow/$image:$TAG" "$REPO" >"$log" 2>&1 || status=$?
+  fi
+  if ((status)); then
     tail -40 "$CACHE_DIR/images/build-$image.log" >&2
     echo "build of $image failed (log: $CACHE_DIR/images/build-$image.log)" >&2
     exit 1
