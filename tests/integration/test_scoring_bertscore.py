@@ -1,7 +1,6 @@
 """Real BERTScore on the packaged all-MiniLM-L6-v2, on CPU. The model loads once per module."""
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,14 +58,6 @@ CASES = [
         "You can reset your router by holding the small button on the back for thirty seconds until the lights blink.",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def scorer() -> Iterator[BertScoreScorer]:
-    s = BertScoreScorer(ScorerSettings(scorer_device="cpu", scorer_batch_size=8))
-    s.start()
-    yield s
-    s.close()
 
 
 def _all_pairs() -> tuple[list[str], list[str]]:

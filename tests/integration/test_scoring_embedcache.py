@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qaflow.core.settings import ScorerSettings
 from qaflow.scoring import packaged_model_dir
 from qaflow.scoring.bertscore import LANG, PACKAGED_NUM_LAYERS, BertScoreScorer
 
@@ -56,14 +54,6 @@ def _plain(**kwargs: Any) -> Any:
 @pytest.fixture(scope="module")
 def plain() -> Any:
     return _plain(idf=False, rescale_with_baseline=False)
-
-
-@pytest.fixture(scope="module")
-def scorer() -> Iterator[BertScoreScorer]:
-    s = BertScoreScorer(ScorerSettings(scorer_device="cpu", scorer_batch_size=8))
-    s.start()
-    yield s
-    s.close()
 
 
 def _assert_close(got: Any, want: Any) -> None:
