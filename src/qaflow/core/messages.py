@@ -232,6 +232,39 @@ class DeadLetter(_Message):
     failed_at: float = Field(default_factory=now)
 
 
+class CallRecord(_Message):
+    """``qa.calls``: one LLM call, for the call ledger. Unique by (question_id, generation, delivery).
+
+    ``status`` is ``ok`` or the :class:`ErrorClass` of the failure; ``retry_wait_s`` is the delay
+    the retry policy chose after a failed call (None when the call succeeded or was not retried).
+    ``cost_usd`` is priced when the call is made (:mod:`qaflow.core.cost`), None without a price.
+    """
+
+    question_id: QuestionId
+    generation: Count
+    delivery: Count
+    provider: str = Field(max_length=200)
+    model: str = Field(max_length=200)
+    status: str = Field(max_length=20)
+    error: str | None = Field(default=None, max_length=2_000)
+    latency_ms: float = Field(ge=0)
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+    finish_reason: str | None = Field(default=None, max_length=100)
+    retry_wait_s: float | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    run_id: str | None = None
+    started_at: float
+    finished_at: float = Field(default_factory=now)
+
+    @property
+    def kind(self) -> str:
+        """first (generation 1, delivery 1), regeneration (generation > 1, delivery 1) or retry."""
+        if self.delivery > 1:
+            return "retry"
+        return "regeneration" if self.generation > 1 else "first"
+
+
 M = TypeVar("M", bound=_Message)
 
 TOPIC_SCHEMAS: dict[str, type[_Message]] = {}
@@ -249,6 +282,7 @@ def _register() -> None:
             topics.RETRY_QUOTA: RetryMessage,
             topics.RETRY_OVERLOAD: RetryMessage,
             topics.DEAD_LETTER: DeadLetter,
+            topics.CALLS: CallRecord,
         }
     )
 

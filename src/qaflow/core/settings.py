@@ -11,6 +11,7 @@ an unknown ``QAFLOW_*`` variable (a typo) is an error too.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
@@ -174,7 +175,33 @@ class BackendSettings(_Group):
         return self
 
 
-class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings):
+class CostSettings(_Group):
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description='Price table, JSON {"model": [input, output]} in USD per million tokens ("*" = any model); '
+        "each call's cost is priced from it (qaflow.core.cost). Empty: costs are unknown (null).",
+    )
+
+    @field_validator("llm_prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                msg = f'not JSON ({exc.msg}); expected {{"model": [input, output]}}'
+                raise ValueError(msg) from exc
+        if isinstance(value, dict):
+            for model, price in value.items():
+                if not isinstance(price, list | tuple) or len(price) != 2 or any(
+                    not isinstance(p, int | float) or isinstance(p, bool) or p < 0 for p in price
+                ):
+                    msg = f"{model!r}: expected [input, output], two prices >= 0 in USD per million tokens"
+                    raise ValueError(msg)
+        return value
+
+
+class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings, CostSettings):
     """``qaflow run``: every stage in one process."""
 
     @model_validator(mode="after")
@@ -284,7 +311,7 @@ class ApiSettings(PipelineSettings, BackendSettings, ServiceSettings):
 
 
 @register
-class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings):
+class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings, CostSettings):
     """llm-worker: answer questions with bounded concurrency and adaptive rate limiting."""
 
     rpm_limit: int = Field(0, ge=0, description="Requests per minute for all replicas together (shared through Redis); 0 = no limit.")

@@ -11,8 +11,9 @@ RESULTS = "qa.results"  # validated / exhausted -> storage-writer
 RETRY_QUOTA = "qa.retry.quota"  # 429s -> retry-worker
 RETRY_OVERLOAD = "qa.retry.overload"  # 5xx and timeouts -> retry-worker
 DEAD_LETTER = "qa.dead-letter"  # permanent errors, exhausted deliveries, poison records
+CALLS = "qa.calls"  # one record per LLM call (the call ledger) -> storage-writer
 
-ALL = (QUESTIONS, ANSWERS, SCORES, RESULTS, RETRY_QUOTA, RETRY_OVERLOAD, DEAD_LETTER)
+ALL = (QUESTIONS, ANSWERS, SCORES, RESULTS, RETRY_QUOTA, RETRY_OVERLOAD, DEAD_LETTER, CALLS)
 RETRY_TOPICS = (RETRY_QUOTA, RETRY_OVERLOAD)
 
 

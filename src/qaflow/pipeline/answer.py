@@ -4,6 +4,10 @@ The reply's text goes through the text policy (:mod:`qaflow.core.text`) before i
 :class:`AnswerMessage`: control characters and lone surrogates are repaired and an answer
 over ``MAX_ANSWER`` is cut and marked truncated, so no later stage (a Kafka record, a
 PostgreSQL row) meets text it cannot carry. What changed is kept in ``text_changes``.
+
+With ``ledger=True`` (the embedded runner and the llm-worker) every call, answered or failed,
+also emits one :class:`CallRecord` on ``qa.calls``: the call ledger the storage stage writes
+(one row per (question_id, generation, delivery)).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import time
 from dataclasses import dataclass, field
 
 from qaflow.core import topics
+from qaflow.core.cost import PriceTable, call_cost_usd
 from qaflow.core.errors import LlmError, PermanentLlmError
-from qaflow.core.messages import MAX_ANSWER, AnswerMessage, Origin, QuestionMessage, RetryMessage
+from qaflow.core.messages import MAX_ANSWER, AnswerMessage, CallRecord, Origin, QuestionMessage, RetryMessage
 from qaflow.core.retry import RetryPolicy, retry_topic
 from qaflow.core.text import repair
-from qaflow.llm.base import LlmProvider, LlmRequest
+from qaflow.llm.base import LlmProvider, LlmReply, LlmRequest
 from qaflow.llm.prompt import render_prompt, validate_template
 from qaflow.pipeline.outputs import Output, dead_letter
 
@@ -35,6 +40,7 @@ class AnswerStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms_total: float = 0.0
+    cost_usd: float = 0.0  # of the calls with a known price
 
     def count(self, q: QuestionMessage) -> None:
         self.calls += 1
@@ -55,6 +61,9 @@ class AnswerStage:
         language: str = "en",
         prompt_template: str | None = None,
         rng: random.Random | None = None,
+        prices: PriceTable | None = None,
+        model: str = "",
+        ledger: bool = False,
     ) -> None:
         validate_template(prompt_template)  # fail at start-up, not on the first question
         self.provider = provider
@@ -63,6 +72,9 @@ class AnswerStage:
         self.prompt_template = prompt_template
         self.stats = AnswerStats()
         self._rng = rng or random.Random()
+        self.prices: PriceTable = prices or {}
+        self.model = model  # recorded for failed calls (an answered call names its own model)
+        self.ledger = ledger  # also emit one CallRecord per call on qa.calls (the runners turn it on)
 
     def request_for(self, q: QuestionMessage) -> LlmRequest:
         return LlmRequest(
@@ -78,10 +90,19 @@ class AnswerStage:
 
     def handle(self, q: QuestionMessage, origin: Origin) -> list[Output]:
         self.stats.count(q)
+        started = time.time()
         try:
             reply = self.provider.generate(self.request_for(q))
         except LlmError as exc:
-            return [self.on_error(q, exc, origin)]
+            out = self.on_error(q, exc, origin)
+            if not self.ledger:
+                return [out]
+            return [out, self.call_record(q, started, exc=exc, retry_wait_s=self._wait_of(out))]
+        call = self.call_record(q, started, reply=reply)  # prices the call (stats.cost_usd) either way
+        out = self.on_reply(q, reply, origin)
+        return [out, call] if self.ledger else [out]
+
+    def on_reply(self, q: QuestionMessage, reply: LlmReply, origin: Origin) -> Output:
         self.stats.prompt_tokens += reply.prompt_tokens or 0
         self.stats.completion_tokens += reply.completion_tokens or 0
         self.stats.latency_ms_total += reply.latency_ms
@@ -92,7 +113,7 @@ class AnswerStage:
         if not text.text.strip():
             exc = PermanentLlmError(f"{reply.provider}: no answer text left after the text policy "
                                     f"({'; '.join(text.changes)})")
-            return [self.on_error(q, exc, origin)]
+            return self.on_error(q, exc, origin)
         answer = AnswerMessage(
             question=q,
             answer=text.text,
@@ -105,7 +126,49 @@ class AnswerStage:
             truncated=reply.truncated or text.truncated,
             text_changes=text.changes,
         )
-        return [Output.of(topics.ANSWERS, answer, q.question_id)]
+        return Output.of(topics.ANSWERS, answer, q.question_id)
+
+    def call_record(
+        self,
+        q: QuestionMessage,
+        started: float,
+        *,
+        reply: LlmReply | None = None,
+        exc: LlmError | None = None,
+        retry_wait_s: float | None = None,
+    ) -> Output:
+        """The ledger's record of one call (``reply`` when it answered, else ``exc``)."""
+        finished = time.time()
+        if reply is not None:
+            cost = call_cost_usd(self.prices, reply.model, reply.prompt_tokens, reply.completion_tokens)
+            self.stats.cost_usd += cost or 0.0
+            record = CallRecord(
+                question_id=q.question_id, generation=q.generation, delivery=q.delivery,
+                provider=reply.provider[:200], model=reply.model[:200], status="ok",
+                latency_ms=max(0.0, reply.latency_ms), prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                finish_reason=None if reply.finish_reason is None else str(reply.finish_reason)[:100],
+                cost_usd=cost, run_id=q.run_id, started_at=started, finished_at=finished,
+            )
+        else:
+            provider = getattr(self.provider, "name", "")
+            record = CallRecord(
+                question_id=q.question_id, generation=q.generation, delivery=q.delivery,
+                provider=str(provider)[:200], model=self.model[:200],
+                status=exc.error_class.value if exc is not None else "permanent",
+                error=None if exc is None else str(exc)[:2000],
+                latency_ms=max(0.0, (finished - started) * 1000), retry_wait_s=retry_wait_s,
+                run_id=q.run_id, started_at=started, finished_at=finished,
+            )
+        return Output.of(topics.CALLS, record, q.question_id)
+
+    @staticmethod
+    def _wait_of(out: Output) -> float | None:
+        """The retry delay an error output chose (None for a dead letter)."""
+        if out.topic == topics.DEAD_LETTER:
+            return None
+        retry = RetryMessage.model_validate_json(out.value)
+        return max(0.0, retry.not_before - time.time())
 
     def on_error(self, q: QuestionMessage, exc: LlmError, origin: Origin) -> Output:
         cls = exc.error_class

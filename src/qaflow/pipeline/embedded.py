@@ -66,7 +66,8 @@ class EmbeddedPipeline:
         s, bus = self.s, self.bus
         policy = FaultPolicy.for_poll_interval(s.kafka_max_poll_interval_ms)
         self.answer_stage = AnswerStage(
-            self.provider, RetryPolicy.from_settings(s), language=s.llm_language, prompt_template=s.llm_prompt_template
+            self.provider, RetryPolicy.from_settings(s), language=s.llm_language, prompt_template=s.llm_prompt_template,
+            prices=s.llm_prices, model=s.model, ledger=True,
         )
         self.score_stage = ScoreStage(self.scorer, GatePolicy(s.threshold, s.max_generations))
         self.storage_stage = StorageStage(self.store, self.cache, s.cache_ttl_s)
@@ -95,7 +96,7 @@ class EmbeddedPipeline:
         )
         storage = Worker(
             "storage",
-            bus.consumer("qaflow-storage-writer", [topics.RESULTS, topics.SCORES, topics.DEAD_LETTER]),
+            bus.consumer("qaflow-storage-writer", [topics.RESULTS, topics.SCORES, topics.DEAD_LETTER, topics.CALLS]),
             bus.producer(),
             self._store_batch,
             max_records=512,
@@ -141,6 +142,7 @@ class EmbeddedPipeline:
                     self._pump(workers, until_pending_below=CHUNK)
             self._submit(chunk, submitter, summary, ids, total)
             self._pump(workers, until_pending_below=1)
+            self._drain_storage(workers[3])
         finally:
             for w in workers:
                 w.close()
@@ -201,6 +203,12 @@ class EmbeddedPipeline:
                 msg = f"pipeline made no progress with {len(self._pending)} question(s) unfinished"
                 raise RuntimeError(msg)
 
+    def _drain_storage(self, storage: Worker) -> None:
+        """Write what is left on the storage topics (the last call records) before summarising."""
+        wait = 0.0 if self.s.bus_url.startswith("memory://") else 0.5
+        while storage.step(wait):
+            pass
+
     @staticmethod
     def _drain(llm: ConcurrentWorker) -> int:
         moved = 0
@@ -222,18 +230,11 @@ class EmbeddedPipeline:
     def _summarise(self, summary: RunSummary, ids: list[str], elapsed: float) -> None:
         unique = sorted(set(ids))
         stats = self.store.stats(question_ids=unique)
-        a = self.answer_stage.stats
         summary.unique_questions = len(unique)
         summary.validated = stats.by_status.get("validated", 0)
         summary.exhausted = stats.by_status.get("exhausted", 0)
         summary.failed = stats.by_status.get("failed", 0)
-        summary.llm_calls = a.calls
-        summary.first_calls = a.first_calls
-        summary.regeneration_calls = a.regeneration_calls
-        summary.retry_calls = a.retry_calls
-        summary.llm_errors = dict(a.errors)
-        summary.prompt_tokens = a.prompt_tokens
-        summary.completion_tokens = a.completion_tokens
+        summary.add_calls(self.store.call_stats(run_id=self.run_id))  # the call ledger: exact retry counts
         summary.mean_score_by_generation = stats.mean_score_by_generation
         summary.mean_first_score = stats.mean_score_by_generation.get(1)
         summary.mean_final_score = stats.mean_score

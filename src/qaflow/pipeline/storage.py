@@ -1,4 +1,4 @@
-"""The storage stage: results, history and dead letters into the store, then the cache."""
+"""The storage stage: results, history, dead letters and the call ledger into the store, then the cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from qaflow.cache.base import Cache
-from qaflow.core.messages import DeadLetter, ResultMessage, ScoreRecord, Status
+from qaflow.core.messages import CallRecord, DeadLetter, ResultMessage, ScoreRecord, Status
 from qaflow.store.base import Store, WriteBatch
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class StorageStage:
         self.cache = cache
         self.ttl_s = ttl_s
 
-    def handle_batch(self, messages: Sequence[ResultMessage | ScoreRecord | DeadLetter]) -> WriteBatch:
+    def handle_batch(self, messages: Sequence[ResultMessage | ScoreRecord | DeadLetter | CallRecord]) -> WriteBatch:
         results = [m for m in messages if isinstance(m, ResultMessage)]
         dead = [m for m in messages if isinstance(m, DeadLetter)]
         results.extend(r for r in map(failed_result, dead) if r is not None)
@@ -53,6 +53,7 @@ class StorageStage:
             results=results,
             attempts=[m for m in messages if isinstance(m, ScoreRecord)],
             dead_letters=dead,
+            calls=[m for m in messages if isinstance(m, CallRecord)],
         )
         self.store.write(batch)  # durable before the caller commits offsets
         for r in results:

@@ -1,9 +1,17 @@
-"""What a run bought and what it cost, as one flat, JSON-ready summary."""
+"""What a run bought and what it cost, as one flat, JSON-ready summary.
+
+Call counts, tokens and cost come from the call ledger (:mod:`qaflow.store.ledger`), so
+retries are counted exactly. ``cost`` is always present: USD, or None when no call had a
+price (QAFLOW_LLM_PRICES; formula in :mod:`qaflow.core.cost`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qaflow.store.base import CallStats
 
 
 @dataclass
@@ -31,6 +39,11 @@ class RunSummary:
     repaired_rows: int = 0  # data-set rows whose text the text policy repaired (qaflow.core.text)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    retry_wait_s: float = 0.0  # delays the retry policy chose after failed calls, summed
+    cost: float | None = None  # USD of the run's calls; None when no call had a price
+    cost_by_kind: dict[str, float] = field(default_factory=dict)  # first / regeneration / retry -> USD
+    cost_per_question: float | None = None  # USD, over the questions that made at least one call
+    max_question_cost: float | None = None  # USD of the most expensive question
     elapsed_s: float = 0.0
     questions_per_s: float = 0.0
     threshold: float = 0.0
@@ -45,9 +58,29 @@ class RunSummary:
             if out[key] is not None:
                 out[key] = round(out[key], 4)
         out["elapsed_s"] = round(self.elapsed_s, 3)
+        out["retry_wait_s"] = round(self.retry_wait_s, 3)
+        for key in ("cost", "cost_per_question", "max_question_cost"):
+            if out[key] is not None:
+                out[key] = round(out[key], 8)
+        out["cost_by_kind"] = {k: round(v, 8) for k, v in self.cost_by_kind.items()}
         out["questions_per_s"] = round(self.questions_per_s, 3)
         return out
 
     @property
     def extra_calls(self) -> int:
         return self.regeneration_calls + self.retry_calls
+
+    def add_calls(self, calls: CallStats) -> None:
+        """Take call counts, errors, tokens, waits and cost from the call ledger."""
+        self.llm_calls = calls.calls
+        self.first_calls = calls.by_kind.get("first", 0)
+        self.regeneration_calls = calls.by_kind.get("regeneration", 0)
+        self.retry_calls = calls.by_kind.get("retry", 0)
+        self.llm_errors = {k: n for k, n in sorted(calls.by_status.items()) if k != "ok"}
+        self.prompt_tokens = calls.prompt_tokens
+        self.completion_tokens = calls.completion_tokens
+        self.retry_wait_s = calls.retry_wait_s_total
+        self.cost = calls.cost_usd
+        self.cost_by_kind = dict(calls.cost_by_kind)
+        self.cost_per_question = calls.cost_per_question_usd
+        self.max_question_cost = calls.max_question_cost_usd

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qaflow.core.messages import DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
+from qaflow.core.messages import CallRecord, DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +18,10 @@ class WriteBatch:
     results: Sequence[ResultMessage] = ()
     attempts: Sequence[ScoreRecord] = ()
     dead_letters: Sequence[DeadLetter] = ()
+    calls: Sequence[CallRecord] = ()  # the call ledger, see qaflow.store.ledger
 
     def __len__(self) -> int:
-        return len(self.results) + len(self.attempts) + len(self.dead_letters)
+        return len(self.results) + len(self.attempts) + len(self.dead_letters) + len(self.calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,27 @@ class StoreStats:
     attempts: int = 0
     dead_letters: int = 0
     truncated: int = 0  # terminal results whose stored answer was truncated
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """What the call ledger says about a set of calls. Costs in USD; None when no call had a price."""
+
+    calls: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)  # first / regeneration / retry -> calls
+    by_status: dict[str, int] = field(default_factory=dict)  # ok / quota / overload / timeout / permanent
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms_total: float = 0.0
+    retry_wait_s_total: float = 0.0
+    cost_usd: float | None = None
+    cost_by_kind: dict[str, float] = field(default_factory=dict)  # only kinds with a priced call
+    questions: int = 0  # distinct questions with at least one call
+    max_question_cost_usd: float | None = None
+
+    @property
+    def cost_per_question_usd(self) -> float | None:
+        return None if self.cost_usd is None or not self.questions else self.cost_usd / self.questions
 
 
 class Store(Protocol):
@@ -63,6 +85,14 @@ class Store(Protocol):
         self, run_id: str | None = None, question_ids: Sequence[str] | None = None
     ) -> list[tuple[str, int, float]]:
         """(question_id, generation, score) of every scored attempt."""
+
+    def call_stats(
+        self, run_id: str | None = None, question_ids: Sequence[str] | None = None, since: float | None = None
+    ) -> CallStats:
+        """Counts, tokens and cost of the ledger's calls (all, a run's, some questions', or since a time)."""
+
+    def get_calls(self, question_id: str) -> list[CallRecord]:
+        """The ledger's calls of one question, in the order they were made."""
 
     def start_run(self, run_id: str, config: dict[str, Any]) -> None: ...
 

@@ -90,4 +90,31 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE attempts ADD COLUMN truncated BOOLEAN NOT NULL DEFAULT FALSE",
         ],
     ),
+    (
+        4,
+        "call ledger: one row per LLM call (qaflow.store.ledger)",
+        [
+            """CREATE TABLE IF NOT EXISTS llm_calls (
+                question_id TEXT NOT NULL,
+                generation INTEGER NOT NULL,
+                delivery INTEGER NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                status TEXT NOT NULL,
+                error TEXT,
+                latency_ms {float} NOT NULL,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                finish_reason TEXT,
+                retry_wait_s {float},
+                cost_usd {float},
+                run_id TEXT,
+                started_at {float} NOT NULL,
+                finished_at {float} NOT NULL,
+                PRIMARY KEY (question_id, generation, delivery)
+            )""",
+            "CREATE INDEX IF NOT EXISTS llm_calls_run ON llm_calls (run_id)",
+            "CREATE INDEX IF NOT EXISTS llm_calls_finished_at ON llm_calls (finished_at)",
+        ],
+    ),
 ]

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from qaflow.core.messages import DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
 from qaflow.core.text import clean_tree
 from qaflow.store.base import StoreStats, WriteBatch
+from qaflow.store.ledger import LedgerQueries
 from qaflow.store.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def dead_letter_key(dl: DeadLetter) -> str:
     return "sha256:" + hashlib.sha256(dl.encode()).hexdigest()
 
 
-class SqlStore:
+class SqlStore(LedgerQueries):
     dialect: Dialect
     url: str
 
@@ -149,6 +150,8 @@ class SqlStore:
                 self._insert_attempt(cur, repaired(a))
             for d in batch.dead_letters:
                 self._insert_dead_letter(cur, repaired(d))
+            for c in batch.calls:
+                self._insert_call(cur, repaired(c))
 
     def _upsert_result(self, cur: Any, r: ResultMessage) -> None:
         cols = (

@@ -38,7 +38,7 @@ def main() -> int:
     )
     rpm = open_rpm_limiter(s.rpm_limit, s.cache_url, s.llm_provider, s.model)
     provider = LimitedProvider(
-        make_provider(s), aimd, rpm, metrics.PrometheusObserver(), retry_after_cap_s=s.retry_after_cap_s
+        make_provider(s), aimd, rpm, metrics.PrometheusObserver(s.llm_prices), retry_after_cap_s=s.retry_after_cap_s
     )
     metrics.CONCURRENCY_LIMIT.set_function(lambda: aimd.limit)
     metrics.CONCURRENCY_MAX.set(s.llm_concurrency)
@@ -46,7 +46,8 @@ def main() -> int:
     metrics.QUOTA_EVENTS.set_function(lambda: aimd.quota_events)
     metrics.RPM_LIMIT.set(s.rpm_limit)
     policy = RetryPolicy.from_settings(s)
-    stage = AnswerStage(provider, policy, language=s.llm_language, prompt_template=s.llm_prompt_template)
+    stage = AnswerStage(provider, policy, language=s.llm_language, prompt_template=s.llm_prompt_template,
+                        prices=s.llm_prices, model=s.model, ledger=True)
     bus = boot.open_worker_bus(s)
     worker = ConcurrentWorker(
         "llm",

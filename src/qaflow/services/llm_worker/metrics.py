@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from qaflow.core.cost import PriceTable, call_cost_usd
 from qaflow.llm.base import LlmReply
 
 CALLS = Counter("qaflow_llm_calls_total", "LLM calls by outcome and error class.", ["outcome", "error_class"])
@@ -14,6 +15,11 @@ CALL_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120),
 )
 TOKENS = Counter("qaflow_llm_tokens_total", "Tokens reported by the provider.", ["kind"])
+COST = Counter(
+    "qaflow_llm_cost_usd_total",
+    "Money spent on answered LLM calls, in USD, priced by QAFLOW_LLM_PRICES (calls of an unpriced model add nothing).",
+    ["model"],
+)
 IN_FLIGHT = Gauge("qaflow_llm_calls_in_flight", "LLM calls in progress.")
 CONCURRENCY_LIMIT = Gauge("qaflow_llm_concurrency_limit", "Calls allowed in flight now (the AIMD limit).")
 CONCURRENCY_MAX = Gauge("qaflow_llm_concurrency_max", "QAFLOW_LLM_CONCURRENCY.")
@@ -31,6 +37,9 @@ WAIT_SECONDS = Counter(
 class PrometheusObserver:
     """:class:`~qaflow.services.limits.provider.CallObserver` feeding the metrics above."""
 
+    def __init__(self, prices: PriceTable | None = None) -> None:
+        self.prices: PriceTable = prices or {}
+
     def call_started(self) -> None:
         IN_FLIGHT.inc()
 
@@ -41,6 +50,9 @@ class PrometheusObserver:
         if reply is not None:
             TOKENS.labels("prompt").inc(reply.prompt_tokens or 0)
             TOKENS.labels("completion").inc(reply.completion_tokens or 0)
+            cost = call_cost_usd(self.prices, reply.model, reply.prompt_tokens, reply.completion_tokens)
+            if cost is not None:
+                COST.labels(reply.model).inc(cost)
 
     def waited(self, reason: str, seconds: float) -> None:
         WAITS.labels(reason).inc()

@@ -51,6 +51,7 @@ def main() -> int:
         WRITTEN.labels("result").inc(len(written.results))
         WRITTEN.labels("attempt").inc(len(written.attempts))
         WRITTEN.labels("dead_letter").inc(len(written.dead_letters))
+        WRITTEN.labels("call").inc(len(written.calls))
         for r in written.results:
             RESULTS.labels(r.status.value).inc()
         return []
@@ -60,7 +61,7 @@ def main() -> int:
         "storage",
         bus.consumer(
             boot.group_of(s, "qaflow-storage-writer"),
-            [topics.RESULTS, topics.SCORES, topics.DEAD_LETTER],
+            [topics.RESULTS, topics.SCORES, topics.DEAD_LETTER, topics.CALLS],
             client_id=NAME,
         ),
         bus.producer(client_id=NAME),
