@@ -43,6 +43,7 @@ def _register_optional() -> None:
         ("qaflow.cli.cluster", "cluster", "cluster"),
         ("qaflow.cli.serve", "serve", "serve"),
         ("qaflow.cli.report", "report", "report"),
+        ("qaflow.cli.trace", "trace", "trace"),
     ]:
         try:
             cmd = getattr(importlib.import_module(module), attr)

@@ -94,6 +94,9 @@ class Store(Protocol):
     def get_calls(self, question_id: str) -> list[CallRecord]:
         """The ledger's calls of one question, in the order they were made."""
 
+    def trace(self, question_id: str) -> dict[str, Any] | None:
+        """The question's timeline (qaflow.core.trace), or None for an unknown question."""
+
     def start_run(self, run_id: str, config: dict[str, Any]) -> None: ...
 
     def finish_run(self, run_id: str, summary: dict[str, Any]) -> None: ...

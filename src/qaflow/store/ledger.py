@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from qaflow.core.messages import CallRecord
+from qaflow.core.messages import CallRecord, ResultMessage, ScoreRecord, Status
+from qaflow.core.trace import build_trace
 from qaflow.store.base import CallStats
 
 COLUMNS = (
@@ -51,6 +52,15 @@ class LedgerQueries:
         raise NotImplementedError
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def status(self, question_id: str) -> Status | None:
+        raise NotImplementedError
+
+    def get_result(self, question_id: str) -> ResultMessage | None:
+        raise NotImplementedError
+
+    def get_attempts(self, question_id: str) -> list[ScoreRecord]:
         raise NotImplementedError
 
     def _insert_call(self, cur: Any, c: CallRecord) -> None:
@@ -127,3 +137,22 @@ class LedgerQueries:
             params,
         )
         return {str(q): float(c) for q, c in rows}
+
+    def trace(self, question_id: str) -> dict[str, Any] | None:
+        """The question's timeline (:func:`qaflow.core.trace.build_trace`), or None for an unknown id."""
+        status = self.status(question_id)
+        if status is None:
+            return None
+        row = self._one("SELECT submitted_at FROM questions WHERE question_id = ?", (question_id,))
+        dead = self._all(
+            "SELECT failed_at, stage, reason FROM dead_letters WHERE question_id = ? ORDER BY failed_at", (question_id,)
+        )
+        return build_trace(
+            question_id,
+            submitted_at=None if row is None else float(row[0]),
+            calls=self.get_calls(question_id),
+            attempts=self.get_attempts(question_id),
+            result=self.get_result(question_id),
+            dead_letters=[(float(f), str(s), str(r)) for f, s, r in dead],
+            status=status.value,
+        )
