@@ -14,7 +14,15 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from qaflow.core.ids import question_id
-from qaflow.core.messages import DeadLetter, Origin, QuestionMessage, ResultMessage, ScoreRecord, Status
+from qaflow.core.messages import (
+    CallRecord,
+    DeadLetter,
+    Origin,
+    QuestionMessage,
+    ResultMessage,
+    ScoreRecord,
+    Status,
+)
 from qaflow.core.settings import ApiSettings, DashboardSettings
 from qaflow.services.dashboard.app import create_app
 from qaflow.services.dashboard.figures import latency_summary, minute_series, percentile, score_bins
@@ -64,6 +72,22 @@ def result(i: int, status: Status, score: float | None, generations: int, latenc
                          truncated=truncated, **fields)
 
 
+def ledger(results: list[ResultMessage]) -> list[CallRecord]:
+    """One answered call per generation, each priced $0.001; question 2's generation 3 met two 429s first."""
+    calls = []
+    for i, r in enumerate(results):
+        for g in range(1, r.generations + 1):
+            tries = 3 if (i, g) == (2, 3) else 1
+            for d in range(1, tries + 1):
+                ok = d == tries
+                calls.append(CallRecord(
+                    question_id=r.question_id, generation=g, delivery=d, provider="openai", model="m",
+                    status="ok" if ok else "quota", latency_ms=100.0, prompt_tokens=10 if ok else None,
+                    completion_tokens=20 if ok else None, retry_wait_s=None if ok else 0.5,
+                    cost_usd=0.001 if ok else None, started_at=r.submitted_at + g + d / 10))
+    return calls
+
+
 def test_an_empty_store_is_an_empty_page(make_app: Callable[..., Flask]) -> None:
     client = make_app().test_client()
     page = client.get("/")
@@ -77,7 +101,9 @@ def test_an_empty_store_is_an_empty_page(make_app: Callable[..., Flask]) -> None
     assert s["mean_score"] is None and s["latency_s"]["p50"] is None
     assert sum(b["count"] for b in s["scores"]) == 0
     assert len(s["throughput"]["per_minute"]) == 60 and s["throughput"]["last_5_min_per_minute"] == 0
-    assert s["loop"] == {"scored_answers": 0, "regeneration_calls": 0, "retry_calls": 0}
+    assert s["loop"] == {"scored_answers": 0, "llm_calls": 0, "first_calls": 0, "regeneration_calls": 0,
+                         "retry_calls": 0, "errors": {}, "retry_wait_s": 0.0}
+    assert s["cost"] == {"usd": None, "first": None, "regeneration": None, "retry": None, "per_question": None}
     assert s["cache"]["hit_rate"] is None
     assert client.get("/readyz").status_code == 200
 
@@ -95,8 +121,10 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
                 for r in results for g in range(1, r.generations + 1)]
     for i in range(7):
         store.record_question(QuestionMessage.new(f"dashboard question {i}", "", "ref"))
-    store.write(WriteBatch(results=results, attempts=attempts, dead_letters=[
+    calls = ledger(results)
+    store.write(WriteBatch(results=results, attempts=attempts, calls=calls, dead_letters=[
         DeadLetter(reason="bad record", stage="llm", origin=Origin(topic="qa.questions", partition=0, offset=7))]))
+    store.write(WriteBatch(calls=calls[:3]))  # redelivered call records are not counted twice
 
     client = make_app().test_client()
     s = client.get("/api/summary").get_json()
@@ -111,10 +139,16 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
     bins = {b["lo"]: b["count"] for b in s["scores"] if b["count"]}
     assert bins == {0.4: 1, 0.8: 1, 0.9: 1, 0.95: 1}  # 1.0 lands in the last bin
     assert s["attempts"]["generations"] == {"0": 1, "1": 2, "2": 1, "3": 1}
-    assert s["loop"] == {"scored_answers": 7, "regeneration_calls": 3, "retry_calls": 2}
+    # Calls come from the ledger: exact, retries included (question 2's third generation took three tries).
+    assert s["loop"] == {"scored_answers": 7, "llm_calls": 9, "first_calls": 4, "regeneration_calls": 3,
+                         "retry_calls": 2, "errors": {"quota": 2}, "retry_wait_s": 1.0}
+    assert s["cost"] == pytest.approx({"usd": 0.007, "first": 0.004, "regeneration": 0.002, "retry": 0.001,
+                                       "per_question": 0.007 / 4})
     page = client.get("/").get_data(as_text=True)
     assert re.search(r'data-k="totals.validated"[^>]*>3<', page), "figures are rendered on the server too"
     assert re.search(r'data-k="totals.truncated"[^>]*>1<', page), "truncated answers are shown"
+    assert re.search(r'data-k="cost.usd"[^>]*>\$0\.0070<', page), "the cost is shown"
+    assert re.search(r'data-k="cost.retry"[^>]*>\$0\.0010<', page), "so is the cost of retries"
 
 
 def test_the_summary_is_memoised_briefly(store: Store, make_app: Callable[..., Flask]) -> None:

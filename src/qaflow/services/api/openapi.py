@@ -102,6 +102,7 @@ def schemas() -> dict[str, Any]:
             },
         },
         Stats=_stats_schema(),
+        QuestionTrace=_trace_schema(),
         Problem={
             "type": "object",
             "description": "RFC 9457 problem details; `field` names the offending input field.",
@@ -192,6 +193,11 @@ def document(settings: ApiSettings) -> dict[str, Any]:
     run_id_param = {"name": "run_id", "in": "query", "required": False,
                     "description": "Only questions of this run; at most once, empty means all runs (400 otherwise).",
                     "schema": {"type": "string", "maxLength": run_id.max_length, "pattern": NO_NUL}}
+    detail_param = {"name": "detail", "in": "query", "required": False,
+                    "description": "trace: the question's timeline (submitted, each LLM call with outcome and "
+                                   "latency, each retry wait, each score, the terminal decision); given at most once, "
+                                   "any other value is 400.",
+                    "schema": {"enum": ["trace"]}}
     body_limit = settings.max_body_bytes
     probe = {"200": _json("Up.", _ref("Health")), "500": e500}
     submit: dict[str, Any] = {
@@ -229,10 +235,12 @@ def document(settings: ApiSettings) -> dict[str, Any]:
         "paths": {
             "/v1/questions": {"post": submit},
             "/v1/questions/{question_id}": {"get": {
-                "summary": "State, result and scored attempts of a question",
+                "summary": "State, result and scored attempts of a question; with detail=trace, its timeline",
                 "operationId": "getQuestion",
-                "parameters": [id_param],
-                "responses": {"200": _json("Known question.", _ref("QuestionState")), "400": e400,
+                "parameters": [id_param, detail_param],
+                "responses": {"200": _json("Known question (QuestionTrace with detail=trace).",
+                                           {"anyOf": [_ref("QuestionState"), _ref("QuestionTrace")]}),
+                              "400": e400,
                               "404": _problem("No question with this id."), "405": e405, "500": e500,
                               "503": e503},
             }},
@@ -261,5 +269,48 @@ def document(settings: ApiSettings) -> dict[str, Any]:
         "components": {
             "schemas": schemas(),
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+    }
+
+
+def _trace_schema() -> dict[str, Any]:
+    """``GET /v1/questions/{id}?detail=trace``: see :func:`qaflow.core.trace.build_trace`."""
+    number_or_null = {"type": ["number", "null"]}
+    event = {
+        "type": "object",
+        "required": ["step", "at", "t_s"],
+        "properties": {
+            "step": {"enum": ["submitted", "call", "retry_wait", "score", "dead_letter", "terminal"]},
+            "at": {"type": "number", "description": "Epoch seconds."},
+            "t_s": {**number_or_null, "description": "Seconds since the submission."},
+            "generation": {"type": "integer", "minimum": 1},
+            "delivery": {"type": "integer", "minimum": 1},
+            "outcome": {"type": "string", "description": "call: ok, or the error class (quota, overload, "
+                                                         "timeout, permanent)."},
+            "latency_ms": {"type": "number"},
+            "wait_s": {"type": "number", "description": "retry_wait: the delay chosen after the failed call."},
+            "score": number_or_null,
+            "decision": {"type": "string"},
+            "status": {"type": "string"},
+            "cost_usd": number_or_null,
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["id", "status", "trace"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "status": {"enum": STATUSES},
+            "trace": {
+                "type": "object",
+                "required": ["question_id", "status", "events", "cost_usd"],
+                "properties": {
+                    "question_id": {"type": "string"},
+                    "status": {"enum": STATUSES},
+                    "submitted_at": number_or_null,
+                    "cost_usd": {**number_or_null, "description": "USD of the priced calls; null without a price."},
+                    "events": {"type": "array", "items": event},
+                },
+            },
         },
     }

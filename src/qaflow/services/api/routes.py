@@ -65,6 +65,8 @@ def get_question(raw_id: str) -> Response:
     qid = parse_question_id(raw_id)
     if qid is None:
         raise Problem(400, "a question id is 32 hexadecimal characters", field="id")
+    if request.args.getlist("detail"):
+        return _trace(qid)
     store = _backends().store
     status = store.status(qid)
     if status is None:
@@ -76,6 +78,16 @@ def get_question(raw_id: str) -> Response:
         result=None if result is None else result.model_dump(mode="json"),
         attempts=[a.model_dump(mode="json") for a in store.get_attempts(qid)],
     )
+
+
+def _trace(qid: str) -> Response:
+    """``?detail=trace``: the question's timeline from the store (qaflow.core.trace)."""
+    if request.args.getlist("detail") != ["trace"]:
+        raise Problem(400, "detail must be given once, as detail=trace", field="detail")
+    got = _backends().store.trace(qid)
+    if got is None:
+        raise Problem(404, f"no question with id {qid}")
+    return jsonify(id=qid, status=got["status"], trace=got)
 
 
 @bp.get("/v1/stats")

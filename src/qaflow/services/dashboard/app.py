@@ -49,6 +49,8 @@ def fmt(value: Any, kind: str = "num") -> str:
         return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
     if kind == "time":
         return time.strftime("%H:%M:%S UTC", time.gmtime(value))
+    if kind == "usd":
+        return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 

@@ -22,7 +22,6 @@ class Rows:
     score_bins: dict[int, int] = field(default_factory=dict)  # floor(score * bins) -> results
     attempts: int = 0
     questions_with_attempts: int = 0
-    retry_calls: int = 0  # sum of (delivery - 1) over results
 
 
 class Queries:
@@ -54,7 +53,6 @@ class Queries:
                 f"SELECT {bucket}, COUNT(*) FROM results WHERE score IS NOT NULL GROUP BY 1")}  # noqa: S608
             attempts, questions = q("SELECT COUNT(*), COUNT(DISTINCT question_id) FROM attempts")[0]
             out.attempts, out.questions_with_attempts = int(attempts), int(questions)
-            out.retry_calls = int(q("SELECT COALESCE(SUM(delivery - 1), 0) FROM results WHERE delivery > 1")[0][0])
         return out
 
     def ping(self) -> None:

@@ -16,7 +16,7 @@ from qaflow.core.settings import DashboardSettings
 from qaflow.services.dashboard.figures import SCORE_BINS, latency_summary, minute_series, score_bins
 from qaflow.services.dashboard.queries import Queries
 from qaflow.store import open_store
-from qaflow.store.base import Store
+from qaflow.store.base import CallStats, Store
 from qaflow.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,22 @@ logger = logging.getLogger(__name__)
 WINDOW_MINUTES = 60
 API_TIMEOUT_S = 2.0
 TERMINAL = ("validated", "exhausted", "failed")
+
+
+def _usd(value: float | None) -> float | None:
+    return None if value is None else round(value, 8)
+
+
+def cost_summary(calls: CallStats) -> dict[str, float | None]:
+    """USD from the call ledger (None without a price): all, by kind of call, per question."""
+    priced = calls.cost_usd is not None
+    return {
+        "usd": _usd(calls.cost_usd),
+        "first": _usd(calls.cost_by_kind.get("first", 0.0) if priced else None),
+        "regeneration": _usd(calls.cost_by_kind.get("regeneration", 0.0) if priced else None),
+        "retry": _usd(calls.cost_by_kind.get("retry", 0.0) if priced else None),
+        "per_question": _usd(calls.cost_per_question_usd),
+    }
 
 
 class DashboardRuntime:
@@ -80,11 +96,17 @@ class DashboardRuntime:
             }
             out["latency_s"] = latency_summary(rows.latencies_s)
             out["scores"] = score_bins(rows.score_bins)
-            out["loop"] = {
-                "scored_answers": rows.attempts,
-                "regeneration_calls": rows.attempts - rows.questions_with_attempts,
-                "retry_calls": rows.retry_calls,
-            }
+            out["loop"] = {"scored_answers": rows.attempts}
+        calls = store.call_stats()  # the call ledger: exact counts of every kind of call
+        out.setdefault("loop", {}).update(
+            llm_calls=calls.calls,
+            first_calls=calls.by_kind.get("first", 0),
+            regeneration_calls=calls.by_kind.get("regeneration", 0),
+            retry_calls=calls.by_kind.get("retry", 0),
+            errors={k: n for k, n in sorted(calls.by_status.items()) if k != "ok"},
+            retry_wait_s=round(calls.retry_wait_s_total, 3),
+        )
+        out["cost"] = cost_summary(calls)
         out["cache"] = self._cache()
         return out
 
