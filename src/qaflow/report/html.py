@@ -82,6 +82,26 @@ def figures(summary: RunSummary, scores: dict[str, list[float]], points: list[Th
     ax.set(ylabel="LLM calls", title=f"Calls spent ({summary.llm_calls} in all)")
     out["calls"] = _figure_png(fig)
     plt.close(fig)
+
+    if summary.cost is not None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        usd = [summary.cost_by_kind.get(k, 0.0) for k in labels]
+        ax.bar(labels, usd, color=["tab:blue", "tab:orange", "tab:gray"])
+        ax.set(ylabel="USD", title=f"Cost: first answers vs regeneration and retries (${summary.cost:.4f})")
+        out["cost"] = _figure_png(fig)
+        plt.close(fig)
+
+    priced = [(p.threshold, p.cost_per_question, p.quality_gain) for p in points
+              if p.cost_per_question is not None and p.quality_gain is not None]
+    if priced:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        ax.plot([c for _, c, _ in priced], [g for _, _, g in priced], marker=".")
+        for threshold, cost, gain in priced[::10]:
+            ax.annotate(f"{threshold:.1f}", (cost, gain), fontsize=7)
+        ax.set(xlabel="USD per question", ylabel="mean score gained over the first answer",
+               title="Quality gained against money spent (labels: threshold)")
+        out["quality_vs_cost"] = _figure_png(fig)
+        plt.close(fig)
     return out
 
 
@@ -93,7 +113,9 @@ def render(summary: RunSummary, figs: dict[str, str], points: list[ThresholdPoin
     study_rows = "".join(
         f"<tr><td>{p.threshold:.2f}</td><td>{p.first_pass_rate:.1%}</td>"
         f"<td>{'' if p.final_pass_rate is None else f'{p.final_pass_rate:.1%}'}</td>"
-        f"<td>{'' if p.calls_per_question is None else f'{p.calls_per_question:.2f}'}</td></tr>"
+        f"<td>{'' if p.calls_per_question is None else f'{p.calls_per_question:.2f}'}</td>"
+        f"<td>{'' if p.quality_gain is None else f'{p.quality_gain:+.3f}'}</td>"
+        f"<td>{'' if p.cost_per_question is None else f'${p.cost_per_question:.6f}'}</td></tr>"
         for p in points[::5]
     )
     imgs = "".join(
@@ -111,17 +133,30 @@ text-align: left; font-size: 0.9rem; }}
 <p>{summary.unique_questions} questions: {summary.validated} validated, {summary.exhausted} exhausted,
 {summary.failed} failed; {summary.truncated} stored answers truncated.
 {summary.llm_calls} LLM calls ({summary.regeneration_calls} for regeneration,
-{summary.retry_calls} retries). Mean score {_fmt(summary.mean_first_score)} for first answers,
-{_fmt(summary.mean_final_score)} for stored answers.</p>
+{summary.retry_calls} retries, counted from the call ledger). Mean score {_fmt(summary.mean_first_score)}
+for first answers, {_fmt(summary.mean_final_score)} for stored answers.</p>
+<p id="cost">{_cost_line(summary)}</p>
 {imgs}
 <h2>Threshold study</h2>
 <p>Replayed from the recorded attempts. Pass rates after regeneration and the answers needed are exact for
 thresholds up to the run's ({summary.threshold:g}); above it only first answers are known.</p>
 <table><tr><th>threshold</th><th>first answer passes</th><th>passes after regeneration</th>
-<th>LLM answers per question</th></tr>{study_rows}</table>
+<th>LLM answers per question</th><th>quality gained</th><th>cost per question</th></tr>{study_rows}</table>
 <h2>Summary</h2><table>{rows}</table>
 </body></html>
 """
+
+
+def _cost_line(s: RunSummary) -> str:
+    """The run's cost in words (USD; tokens/1e6 * price per million, see qaflow.core.cost)."""
+    if s.cost is None:
+        return "Cost: unknown (no price for the model; set QAFLOW_LLM_PRICES)."
+    k = s.cost_by_kind
+    per_q = "" if s.cost_per_question is None else f", ${s.cost_per_question:.6f} per question"
+    return html.escape(
+        f"Cost: ${s.cost:.6f} in all{per_q}: first answers ${k.get('first', 0.0):.6f}, "
+        f"regeneration ${k.get('regeneration', 0.0):.6f}, retries ${k.get('retry', 0.0):.6f}."
+    )
 
 
 def _value(v: Any) -> str:
@@ -135,7 +170,8 @@ def _fmt(x: float | None) -> str:
 def write_report(path: str | Path, store: Store, summary: RunSummary, question_ids: list[str]) -> Path:
     scores = by_question(store.attempt_scores(question_ids=question_ids))
     grid = [i / 100 for i in range(101)]
-    points = study(scores, summary.threshold, summary.max_generations, grid)
+    costs = store.generation_costs(question_ids=question_ids)
+    points = study(scores, summary.threshold, summary.max_generations, grid, costs)
     figs = figures(summary, scores, points) if scores else {}
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,11 @@ class Store(Protocol):
     def get_calls(self, question_id: str) -> list[CallRecord]:
         """The ledger's calls of one question, in the order they were made."""
 
+    def generation_costs(
+        self, run_id: str | None = None, question_ids: Sequence[str] | None = None
+    ) -> dict[tuple[str, int], float]:
+        """USD of each (question_id, generation) with a priced call, retries included."""
+
     def trace(self, question_id: str) -> dict[str, Any] | None:
         """The question's timeline (qaflow.core.trace), or None for an unknown question."""
 

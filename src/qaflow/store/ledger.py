@@ -126,17 +126,17 @@ class LedgerQueries:
         )
         return [CallRecord.model_validate(dict(zip(COLUMNS, row, strict=True))) for row in rows]
 
-    def question_costs(
+    def generation_costs(
         self, run_id: str | None = None, question_ids: Sequence[str] | None = None
-    ) -> dict[str, float]:
-        """USD per question, for the questions with at least one priced call."""
+    ) -> dict[tuple[str, int], float]:
+        """USD of each (question_id, generation), retries included, where a call had a price."""
         where, params = self._ledger_filter(run_id, question_ids, None)
         rows = self._all(
-            f"SELECT question_id, SUM(cost_usd) FROM llm_calls{where} GROUP BY question_id "
-            "HAVING COUNT(cost_usd) > 0",
+            f"SELECT question_id, generation, SUM(cost_usd) FROM llm_calls{where} "
+            "GROUP BY question_id, generation HAVING COUNT(cost_usd) > 0",
             params,
         )
-        return {str(q): float(c) for q, c in rows}
+        return {(str(q), int(g)): float(c) for q, g, c in rows}
 
     def trace(self, question_id: str) -> dict[str, Any] | None:
         """The question's timeline (:func:`qaflow.core.trace.build_trace`), or None for an unknown id."""
