@@ -274,6 +274,42 @@ def test_unknown_and_malformed_ids(client: Client) -> None:
         assert r.status_code == 400 and r.get_json()["field"] == "id", bad
 
 
+def test_a_trace_shows_every_step_in_order(env: Env, client: Client) -> None:
+    from qaflow.core.messages import CallRecord
+
+    title = env.title("Why do cats purr?")
+    qid = question_id(title, "")
+    client.ask(title)
+    t0 = time.time()
+
+    def call(generation: int, delivery: int, status: str, wait: float | None = None) -> CallRecord:
+        ok = status == "ok"
+        return CallRecord(question_id=qid, generation=generation, delivery=delivery, provider="openai", model="m",
+                          status=status, latency_ms=40.0, prompt_tokens=9 if ok else None,
+                          completion_tokens=30 if ok else None, retry_wait_s=wait, cost_usd=0.002 if ok else None,
+                          started_at=t0 + generation + delivery / 10,
+                          finished_at=t0 + generation + delivery / 10 + 0.04)
+
+    env.store.write(WriteBatch(
+        calls=[call(1, 1, "ok"), call(2, 1, "quota", 1.5), call(2, 2, "ok")],
+        attempts=[attempt(title, 1, 0.2, "regenerate"), attempt(title, 2, 0.95, "validated")],
+        results=[terminal(title, score=0.95, generations=2)],
+    ))
+    r = client.get(f"/v1/questions/{qid}?detail=trace")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert (body["id"], body["status"]) == (qid, "validated")
+    steps = [(e["step"], e.get("generation"), e.get("delivery")) for e in body["trace"]["events"]]
+    assert steps == [("submitted", None, None), ("call", 1, 1), ("score", 1, None), ("call", 2, 1),
+                     ("retry_wait", 2, 1), ("call", 2, 2), ("score", 2, None), ("terminal", None, None)]
+    quota = body["trace"]["events"][3]
+    assert quota["outcome"] == "quota" and quota["latency_ms"] == 40.0
+    assert body["trace"]["events"][4]["wait_s"] == 1.5
+    assert body["trace"]["cost_usd"] == pytest.approx(0.004)
+    assert client.get(f"/v1/questions/{qid}?detail=everything").status_code == 400
+    assert client.get(f"/v1/questions/{'cd' * 16}?detail=trace").status_code == 404
+
+
 def test_stats(env: Env, client: Client) -> None:
     titles = [env.title(f"stats question {i}") for i in range(4)]
     for t in titles:

@@ -1,0 +1,110 @@
+"""`qaflow run` and `qaflow trace` over the call ledger: exact retry counts, cost, a question's timeline."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qaflow.core.settings import EmbeddedSettings, load
+from qaflow.pipeline.embedded import EmbeddedPipeline
+from qaflow.scoring.lexical import LexicalScorer
+from tests.integration.test_embedded_run import SAMPLE, qaflow, run_json
+
+FAULTS = {"QAFLOW_LLM_SIM_RATE_429": "0.2", "QAFLOW_LLM_SIM_RATE_503": "0.05", "QAFLOW_LLM_SIM_RETRY_AFTER_S": "0.01",
+          "QAFLOW_RETRY_QUOTA_DELAY_S": "0.01", "QAFLOW_RETRY_OVERLOAD_BASE_S": "0.01",
+          "QAFLOW_RETRY_OVERLOAD_CAP_S": "0.02"}
+PRICES = {"qaflow-offline-simulator": [0.15, 0.60]}
+
+
+def test_the_summary_counts_the_ledger_and_the_ledger_counts_every_call(tmp_path: Path) -> None:
+    """Retry calls in the summary equal the ledger's; both equal the answer stage's own count of calls."""
+    from qaflow.datasets import open_dataset
+
+    db = tmp_path / "q.db"
+    settings = load(EmbeddedSettings, FAULTS, store_url=f"sqlite:///{db}", threshold=0.35, run_id="ledger-run")
+    pipeline = EmbeddedPipeline(settings, scorer=LexicalScorer())
+    try:
+        summary = pipeline.run(open_dataset(str(SAMPLE), limit=150), total=150)
+        made = pipeline.answer_stage.stats  # counted in process, call by call: an independent reference
+    finally:
+        pipeline.close()
+    with sqlite3.connect(db) as conn:
+        rows, retries, quota = conn.execute(
+            "SELECT COUNT(*), SUM(delivery > 1), SUM(status = 'quota') FROM llm_calls WHERE run_id = 'ledger-run'"
+        ).fetchone()
+    assert made.retry_calls > 0 and made.errors.get("quota", 0) > 0  # the simulator's 429s happened
+    assert summary.retry_calls == retries == made.retry_calls
+    assert summary.llm_calls == rows == made.calls
+    assert summary.first_calls + summary.regeneration_calls + summary.retry_calls == rows
+    assert summary.llm_errors.get("quota") == quota == made.errors["quota"]
+    assert summary.cost is None and summary.to_dict()["cost"] is None  # no price table
+
+
+def test_a_run_with_a_price_table_shows_its_cost_in_the_summary_and_the_report(tmp_path: Path) -> None:
+    db, report = tmp_path / "q.db", tmp_path / "report.html"
+    env = {**FAULTS, "QAFLOW_LLM_PRICES": json.dumps(PRICES)}
+    out = run_json("--dataset", str(SAMPLE), "--scorer", "lexical", "--threshold", "0.35", "--limit", "60",
+                   "--store", f"sqlite:///{db}", "--report", str(report), env=env)
+    expected = out["prompt_tokens"] / 1e6 * 0.15 + out["completion_tokens"] / 1e6 * 0.60
+    assert out["cost"] == pytest.approx(expected, rel=1e-6) and out["cost"] > 0
+    assert sum(out["cost_by_kind"].values()) == pytest.approx(out["cost"], rel=1e-6)
+    assert out["cost_by_kind"]["regeneration"] > 0 and out["cost_by_kind"]["retry"] > 0
+    assert out["cost_per_question"] == pytest.approx(out["cost"] / 60, rel=1e-4)
+    html = report.read_text()
+    assert f"Cost: ${out['cost']:.6f} in all" in html
+    assert 'alt="cost"' in html and 'alt="quality_vs_cost"' in html  # the threshold study in money
+    text = qaflow("run", "--dataset", str(SAMPLE), "--scorer", "lexical", "--limit", "5",
+                  "--store", f"sqlite:///{tmp_path / 'other.db'}", env=env)
+    assert text.returncode == 0 and "cost" in text.stdout and "$" in text.stdout, text.stdout
+    no_price = run_json("--dataset", str(SAMPLE), "--scorer", "lexical", "--limit", "5",
+                        "--store", f"sqlite:///{tmp_path / 'third.db'}")
+    assert "cost" in no_price and no_price["cost"] is None
+
+
+def test_qaflow_trace_shows_a_429_and_a_regeneration_in_order(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    run_json("--dataset", str(SAMPLE), "--scorer", "lexical", "--threshold", "0.35", "--limit", "80",
+             "--store", f"sqlite:///{db}", env=FAULTS)
+    with sqlite3.connect(db) as conn:  # a question that met a 429 and was regenerated
+        (qid,) = conn.execute(
+            "SELECT question_id FROM llm_calls GROUP BY question_id "
+            "HAVING SUM(status = 'quota') > 0 AND MAX(generation) > 1 ORDER BY question_id LIMIT 1"
+        ).fetchone()
+        calls = conn.execute("SELECT generation, delivery, status FROM llm_calls WHERE question_id = ? "
+                             "ORDER BY generation, delivery", (qid,)).fetchall()
+        scores = conn.execute("SELECT generation, decision FROM attempts WHERE question_id = ? ORDER BY generation",
+                              (qid,)).fetchall()
+        (status,) = conn.execute("SELECT status FROM results WHERE question_id = ?", (qid,)).fetchone()
+
+    proc = qaflow("trace", qid, "--store", f"sqlite:///{db}", "--json")
+    assert proc.returncode == 0, proc.stderr
+    events = json.loads(proc.stdout)["events"]
+    expected: list[tuple[str, object, object]] = [("submitted", None, None)]
+    for generation, decision in scores:
+        for g, d, outcome in calls:
+            if g == generation:
+                expected.append(("call", g, outcome))
+                if outcome != "ok":
+                    expected.append(("retry_wait", g, d))
+        expected.append(("score", generation, decision))
+    expected.append(("terminal", None, status))
+    got = [(e["step"], e.get("generation"),
+            e.get("outcome") or e.get("decision") or e.get("status") or e.get("delivery")) for e in events]
+    assert got == expected
+    assert any(e["step"] == "call" and e["outcome"] == "quota" for e in events)
+    assert any(e["step"] == "score" and e["decision"] == "regenerate" for e in events)
+    times = [e["at"] for e in events]
+    assert times == sorted(times), "one process, one clock: the pipeline order is also the time order"
+
+    table = qaflow("trace", qid.upper(), "--store", f"sqlite:///{db}")  # the text form, any case of id
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    order = [next(i for i, line in enumerate(lines) if f" {step} " in line)
+             for step in ("submitted", "call", "retry_wait", "score", "terminal")]
+    assert order[0] < order[1] and order[-1] == max(order)
+    assert "quota" in table.stdout and "regenerate" in table.stdout
+    missing = qaflow("trace", "0" * 32, "--store", f"sqlite:///{db}")
+    assert missing.returncode != 0 and "no question" in missing.stderr
