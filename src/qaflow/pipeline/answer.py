@@ -94,10 +94,8 @@ class AnswerStage:
         try:
             reply = self.provider.generate(self.request_for(q))
         except LlmError as exc:
-            out = self.on_error(q, exc, origin)
-            if not self.ledger:
-                return [out]
-            return [out, self.call_record(q, started, exc=exc, retry_wait_s=self._wait_of(out))]
+            out, delay = self.route_error(q, exc, origin)
+            return [out, self.call_record(q, started, exc=exc, retry_wait_s=delay)] if self.ledger else [out]
         call = self.call_record(q, started, reply=reply)  # prices the call (stats.cost_usd) either way
         out = self.on_reply(q, reply, origin)
         return [out, call] if self.ledger else [out]
@@ -137,7 +135,8 @@ class AnswerStage:
         exc: LlmError | None = None,
         retry_wait_s: float | None = None,
     ) -> Output:
-        """The ledger's record of one call (``reply`` when it answered, else ``exc``)."""
+        """The ledger's record of one call (``reply`` when it answered, else ``exc``). Latency is the
+        provider's for an answer; for a failure, the wall time of the attempt (a limiter's wait included)."""
         finished = time.time()
         if reply is not None:
             cost = call_cost_usd(self.prices, reply.model, reply.prompt_tokens, reply.completion_tokens)
@@ -151,26 +150,24 @@ class AnswerStage:
                 cost_usd=cost, run_id=q.run_id, started_at=started, finished_at=finished,
             )
         else:
+            if exc is None:
+                msg = "call_record needs the reply or the error"
+                raise ValueError(msg)
             provider = getattr(self.provider, "name", "")
             record = CallRecord(
                 question_id=q.question_id, generation=q.generation, delivery=q.delivery,
                 provider=str(provider)[:200], model=self.model[:200],
-                status=exc.error_class.value if exc is not None else "permanent",
-                error=None if exc is None else str(exc)[:2000],
+                status=exc.error_class.value, error=str(exc)[:2000],
                 latency_ms=max(0.0, (finished - started) * 1000), retry_wait_s=retry_wait_s,
                 run_id=q.run_id, started_at=started, finished_at=finished,
             )
         return Output.of(topics.CALLS, record, q.question_id)
 
-    @staticmethod
-    def _wait_of(out: Output) -> float | None:
-        """The retry delay an error output chose (None for a dead letter)."""
-        if out.topic == topics.DEAD_LETTER:
-            return None
-        retry = RetryMessage.model_validate_json(out.value)
-        return max(0.0, retry.not_before - time.time())
-
     def on_error(self, q: QuestionMessage, exc: LlmError, origin: Origin) -> Output:
+        return self.route_error(q, exc, origin)[0]
+
+    def route_error(self, q: QuestionMessage, exc: LlmError, origin: Origin) -> tuple[Output, float | None]:
+        """The retry (and the delay chosen, in s) or the dead letter (delay None) for a failed call."""
         cls = exc.error_class
         self.stats.errors[cls.value] = self.stats.errors.get(cls.value, 0) + 1
         delay = self.policy.delay(cls, q.delivery, retry_after_s=exc.retry_after_s, rng=self._rng)
@@ -189,7 +186,7 @@ class AnswerStage:
                 if not exc.retriable
                 else f"gave up after {q.delivery} deliveries; last error ({cls.value}): {exc}"
             )
-            return dead_letter(reason, "llm", origin, question=q, error_class=cls)
+            return dead_letter(reason, "llm", origin, question=q, error_class=cls), None
         retry = RetryMessage(question=q, error_class=cls, error=str(exc)[:2000], not_before=time.time() + delay,
                              retry_after_s=exc.retry_after_s)
-        return Output.of(retry_topic(cls), retry, q.question_id)
+        return Output.of(retry_topic(cls), retry, q.question_id), delay
