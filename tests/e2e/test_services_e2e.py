@@ -168,6 +168,10 @@ def test_every_question_ends_once_across_an_llm_worker_crash(
     retried = read_topic(kafka_bootstrap, prefix + topics.RETRY_QUOTA)
     retried += read_topic(kafka_bootstrap, prefix + topics.RETRY_OVERLOAD)
     assert len(retried) > 0
+    # The call ledger counts each (question, generation, delivery) once: a call repeated across the
+    # SIGKILL reached the fake LLM twice but is one row (test_call_ledger_e2e.py checks equality without a kill).
+    ledger = int(pg_rows(pg_url, "SELECT COUNT(*) FROM llm_calls")[0][0])
+    assert 0 < ledger <= stats["total"], (ledger, stats)
 
     # Repeats of answered questions come back 200 from the cache (failed ones: from the store).
     repeat = stack.start(
@@ -204,7 +208,8 @@ def test_every_question_ends_once_across_an_llm_worker_crash(
             f"{summary['requests']} requests "
             f"({summary['repeats']} repeats) at {summary['achieved_rate']}/s; terminal {dict(by_status)}; "
             f"llm-worker SIGKILLed at {at_kill} "
-            f"terminal, restarted: {answered_after_restart}; LLM calls {stats['total']} {stats['by_status']}; "
+            f"terminal, restarted: {answered_after_restart}; LLM calls {stats['total']} {stats['by_status']} "
+            f"({ledger} in the ledger); "
             f"api errors {summary['errors'] or 'none'}; POST p50/p99 "
             f"{summary['latency_ms']['p50']:.0f}/{summary['latency_ms']['p99']:.0f} ms\ntimeline: {timing}"
         )
