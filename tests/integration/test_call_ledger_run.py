@@ -108,3 +108,32 @@ def test_qaflow_trace_shows_a_429_and_a_regeneration_in_order(tmp_path: Path) ->
     assert "quota" in table.stdout and "regenerate" in table.stdout
     missing = qaflow("trace", "0" * 32, "--store", f"sqlite:///{db}")
     assert missing.returncode != 0 and "no question" in missing.stderr
+
+
+@pytest.mark.integration
+def test_qaflow_trace_reads_postgresql_too(pg_url: str) -> None:
+    """The same trace from a PostgreSQL store: a question whose first call met a 503, then was answered."""
+    from qaflow.core.messages import CallRecord, QuestionMessage
+    from qaflow.store import open_store
+    from qaflow.store.base import WriteBatch
+
+    q = QuestionMessage.new("Why is the sea salty?", "", "Rivers carry dissolved minerals to it.")
+    store = open_store(pg_url)
+    store.start()
+    try:
+        store.record_question(q)
+        t0 = q.submitted_at
+        calls = [CallRecord(question_id=q.question_id, generation=1, delivery=d, provider="openai", model="m",
+                            status=s, latency_ms=12.0, retry_wait_s=w, started_at=t0 + d, finished_at=t0 + d + 0.01)
+                 for d, s, w in [(1, "overload", 0.25), (2, "ok", None)]]
+        store.write(WriteBatch(calls=calls))
+        store.write(WriteBatch(calls=calls))  # redelivered: still two calls
+    finally:
+        store.close()
+    proc = qaflow("trace", q.question_id, "--store", pg_url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    trace = json.loads(proc.stdout)
+    assert trace["status"] == "queued"
+    assert [(e["step"], e.get("delivery")) for e in trace["events"]] == [
+        ("submitted", None), ("call", 1), ("retry_wait", 1), ("call", 2)]
+    assert trace["events"][2]["wait_s"] == 0.25
