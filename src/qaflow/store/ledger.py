@@ -63,8 +63,10 @@ class LedgerQueries:
     def get_attempts(self, question_id: str) -> list[ScoreRecord]:
         raise NotImplementedError
 
-    def _insert_call(self, cur: Any, c: CallRecord) -> None:
-        cur.execute(self._q(INSERT), tuple(getattr(c, col) for col in COLUMNS))
+    def insert_calls(self, cur: Any, calls: Sequence[CallRecord]) -> None:
+        """Insert call records inside the caller's transaction; a key already stored is skipped."""
+        if calls:
+            cur.executemany(self._q(INSERT), [tuple(getattr(c, col) for col in COLUMNS) for c in calls])
 
     @staticmethod
     def _ledger_filter(

@@ -150,8 +150,7 @@ class SqlStore(LedgerQueries):
                 self._insert_attempt(cur, repaired(a))
             for d in batch.dead_letters:
                 self._insert_dead_letter(cur, repaired(d))
-            for c in batch.calls:
-                self._insert_call(cur, repaired(c))
+            self.insert_calls(cur, [repaired(c) for c in batch.calls])
 
     def _upsert_result(self, cur: Any, r: ResultMessage) -> None:
         cols = (

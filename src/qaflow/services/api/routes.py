@@ -62,11 +62,11 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
 
 @bp.get("/v1/questions/<raw_id>")
 def get_question(raw_id: str) -> Response:
+    if request.args.getlist("detail"):
+        return _trace(raw_id)
     qid = parse_question_id(raw_id)
     if qid is None:
         raise Problem(400, "a question id is 32 hexadecimal characters", field="id")
-    if request.args.getlist("detail"):
-        return _trace(qid)
     store = _backends().store
     status = store.status(qid)
     if status is None:
@@ -80,8 +80,11 @@ def get_question(raw_id: str) -> Response:
     )
 
 
-def _trace(qid: str) -> Response:
+def _trace(raw_id: str) -> Response:
     """``?detail=trace``: the question's timeline from the store (qaflow.core.trace)."""
+    qid = parse_question_id(raw_id)
+    if qid is None:
+        raise Problem(400, "a question id is 32 hexadecimal characters", field="id")
     if request.args.getlist("detail") != ["trace"]:
         raise Problem(400, "detail must be given once, as detail=trace", field="detail")
     got = _backends().store.trace(qid)
