@@ -73,16 +73,17 @@ def result(i: int, status: Status, score: float | None, generations: int, latenc
 
 
 def ledger(results: list[ResultMessage]) -> list[CallRecord]:
-    """One answered call per generation, each priced $0.001; question 2's generation 3 met two 429s first."""
+    """One answered call per generation, each priced $0.001. Question 2's generation 3 met two 429s
+    first; question 1's first generation met a 503, which its result (delivery of the last call) cannot show."""
     calls = []
     for i, r in enumerate(results):
         for g in range(1, r.generations + 1):
-            tries = 3 if (i, g) == (2, 3) else 1
+            tries = {(2, 3): 3, (1, 1): 2}.get((i, g), 1)
             for d in range(1, tries + 1):
                 ok = d == tries
                 calls.append(CallRecord(
                     question_id=r.question_id, generation=g, delivery=d, provider="openai", model="m",
-                    status="ok" if ok else "quota", latency_ms=100.0, prompt_tokens=10 if ok else None,
+                    status="ok" if ok else ("quota" if i == 2 else "overload"), latency_ms=100.0, prompt_tokens=10 if ok else None,
                     completion_tokens=20 if ok else None, retry_wait_s=None if ok else 0.5,
                     cost_usd=0.001 if ok else None, started_at=r.submitted_at + g + d / 10))
     return calls
@@ -139,16 +140,16 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
     bins = {b["lo"]: b["count"] for b in s["scores"] if b["count"]}
     assert bins == {0.4: 1, 0.8: 1, 0.9: 1, 0.95: 1}  # 1.0 lands in the last bin
     assert s["attempts"]["generations"] == {"0": 1, "1": 2, "2": 1, "3": 1}
-    # Calls come from the ledger: exact, retries included (question 2's third generation took three tries).
-    assert s["loop"] == {"scored_answers": 7, "llm_calls": 9, "first_calls": 4, "regeneration_calls": 3,
-                         "retry_calls": 2, "errors": {"quota": 2}, "retry_wait_s": 1.0}
-    assert s["cost"] == pytest.approx({"usd": 0.007, "first": 0.004, "regeneration": 0.002, "retry": 0.001,
+    # Calls come from the ledger: exact, every retry counted (sum(delivery - 1) over results says 2).
+    assert s["loop"] == {"scored_answers": 7, "llm_calls": 10, "first_calls": 4, "regeneration_calls": 3,
+                         "retry_calls": 3, "errors": {"overload": 1, "quota": 2}, "retry_wait_s": 1.5}
+    assert s["cost"] == pytest.approx({"usd": 0.007, "first": 0.003, "regeneration": 0.002, "retry": 0.002,
                                        "per_question": 0.007 / 4})
     page = client.get("/").get_data(as_text=True)
     assert re.search(r'data-k="totals.validated"[^>]*>3<', page), "figures are rendered on the server too"
     assert re.search(r'data-k="totals.truncated"[^>]*>1<', page), "truncated answers are shown"
     assert re.search(r'data-k="cost.usd"[^>]*>\$0\.0070<', page), "the cost is shown"
-    assert re.search(r'data-k="cost.retry"[^>]*>\$0\.0010<', page), "so is the cost of retries"
+    assert re.search(r'data-k="cost.retry"[^>]*>\$0\.0020<', page), "so is the cost of retries"
 
 
 def test_the_summary_is_memoised_briefly(store: Store, make_app: Callable[..., Flask]) -> None:
