@@ -83,7 +83,8 @@ def ledger(results: list[ResultMessage]) -> list[CallRecord]:
                 ok = d == tries
                 calls.append(CallRecord(
                     question_id=r.question_id, generation=g, delivery=d, provider="openai", model="m",
-                    status="ok" if ok else ("quota" if i == 2 else "overload"), latency_ms=100.0, prompt_tokens=10 if ok else None,
+                    status="ok" if ok else ("quota" if i == 2 else "overload"), latency_ms=100.0,
+                    prompt_tokens=10 if ok else None,
                     completion_tokens=20 if ok else None, retry_wait_s=None if ok else 0.5,
                     cost_usd=0.001 if ok else None, started_at=r.submitted_at + g + d / 10))
     return calls
