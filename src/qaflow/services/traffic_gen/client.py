@@ -107,7 +107,8 @@ def send(client: ApiClient, report: Report, q: Question, run_id: str, repeat: bo
             break
         if stop is None:
             time.sleep(delay)
-    qid = data.get("id") if isinstance(data.get("id"), str) else q.id
+    named = data.get("id")
+    qid = named if isinstance(named, str) else q.id
     if qid != q.id:
         logger.warning("the api named question %s %s; ids differ between client and api", q.id, qid)
     status = data.get("status") if isinstance(data.get("status"), str) else None
