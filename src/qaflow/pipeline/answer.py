@@ -90,9 +90,9 @@ class AnswerStage:
             logger.warning("answer repaired question_id=%s generation=%d: %s", q.question_id, q.generation,
                            "; ".join(text.changes))
         if not text.text.strip():
-            exc = PermanentLlmError(f"{reply.provider}: no answer text left after the text policy "
-                                    f"({'; '.join(text.changes)})")
-            return [self.on_error(q, exc, origin)]
+            empty = PermanentLlmError(f"{reply.provider}: no answer text left after the text policy "
+                                      f"({'; '.join(text.changes)})")
+            return [self.on_error(q, empty, origin)]
         answer = AnswerMessage(
             question=q,
             answer=text.text,
