@@ -164,7 +164,7 @@ def test_flink_configuration_keys() -> None:
 def test_decode_good_answer() -> None:
     a = answer("Capital of France?", REF, "Paris.")
     got = decode_answer(a.encode().decode(), "t.qa.answers")
-    assert got == ToScore(a.question_id, a.encode().decode(), "Paris.", REF)
+    assert got == ToScore(a.question_id, a, "Paris.", REF)
 
 
 def _dead(out: ToScore | Output) -> DeadLetter:
@@ -235,7 +235,7 @@ def test_score_batch_one_call_and_skips_decode_errors() -> None:
     got = score_batch(scorer, ["Paris is the capital of France.", "", "no overlap"], [REF, "", REF])
     assert scorer.calls == [2]
     assert got.scores[0] == pytest.approx(1.0) and math.isnan(got.scores[1]) and got.scores[2] == 0.0
-    assert got.errors == ["", "", ""] and json.loads(got.identity) == {"name": "flaky"}
+    assert got.errors == ["", "", ""] and got.identity == {"name": "flaky"}
 
 
 def test_score_batch_isolates_a_bad_pair() -> None:
@@ -260,7 +260,7 @@ def test_score_batch_clamps_and_rejects_non_finite() -> None:
 
 
 def _route(state: QuestionState | None, a, score: float, error: str = ""):
-    return route_scored(state, a.encode().decode(), score, IDENTITY, error, POLICY, "t.qa.answers")
+    return route_scored(state, a, score, IDENTITY, error, POLICY, "t.qa.answers")
 
 
 def test_route_validated_regenerate_exhausted() -> None:
@@ -400,13 +400,18 @@ def test_score_batch_lets_connection_errors_fail_the_job() -> None:
 
 
 def test_route_turns_an_error_while_routing_into_a_failed_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qaflow.core.score_step import Scored
     from qaflow.flinkjob import records
 
-    def broken_decide(*args: object, **kwargs: object) -> None:
+    real_step = records.score_step
+
+    def broken_decide(state: object, answer: object, result: object, policy: object) -> object:
+        if not isinstance(result, Scored):  # the failed path runs as it is
+            return real_step(state, answer, result, policy)  # type: ignore[arg-type]
         msg = "1 validation error for BestAttempt"
         raise ValueError(msg)
 
-    monkeypatch.setattr(records, "decide", broken_decide)
+    monkeypatch.setattr(records, "score_step", broken_decide)
     a = answer("Capital of France?", REF, "Paris.")
     step = _route(None, a, 0.9)
     assert step.outcome is Outcome.FAILED and step.state is not None and step.state.terminal
@@ -417,6 +422,6 @@ def test_route_turns_an_error_while_routing_into_a_failed_question(monkeypatch: 
     def down(*args: object, **kwargs: object) -> None:
         raise ConnectionResetError
 
-    monkeypatch.setattr(records, "decide", down)
+    monkeypatch.setattr(records, "score_step", down)
     with pytest.raises(ConnectionResetError):  # transient: the job restarts from its checkpoint
         _route(None, a, 0.9)
