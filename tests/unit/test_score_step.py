@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -24,6 +22,7 @@ from qaflow.core.messages import (
 )
 from qaflow.core.routing import QuestionState
 from qaflow.core.score_step import Failed, GatePolicy, Outcome, Scored, score_step
+from tests.unit.test_stages import TableScorer
 
 POLICY = GatePolicy(threshold=0.8, max_generations=3)
 SCORER = {"name": "lexical", "version": "2"}
@@ -150,6 +149,7 @@ def test_outputs_carry_messages_and_encode_to_what_the_topic_decodes() -> None:
         assert decode_for_topic(out.topic, out.value) == out.message
 
 
+@settings(deadline=None)  # a loaded shared machine, not the step, sets the time per example
 @given(st.lists(st.floats(min_value=-1.0, max_value=1.0, allow_nan=False), min_size=1, max_size=6),
        st.integers(1, 4), st.booleans())
 def test_every_question_ends_once_whatever_the_scores_and_repeats(scores: list[float], max_gen: int,
@@ -176,20 +176,6 @@ def test_every_question_ends_once_whatever_the_scores_and_repeats(scores: list[f
 
 
 # -- the two shells ---------------------------------------------------------------------------
-
-
-class TableScorer:
-    name = "table"
-    identity = SCORER
-
-    def __init__(self, table: dict[str, float]) -> None:
-        self.table = table
-
-    def start(self) -> None: ...
-    def close(self) -> None: ...
-
-    def score(self, candidates: Sequence[str], references: Sequence[str]) -> list[float]:
-        return [self.table[c] for c in candidates]
 
 
 def test_the_in_process_stage_and_the_flink_job_call_the_same_core_function(
