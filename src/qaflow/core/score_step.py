@@ -147,8 +147,8 @@ def _failed(state: QuestionState | None, question: QuestionMessage, failed: Fail
         error_class=ErrorClass.PERMANENT,
         payload=failed.payload,
     )
-    last = max(question.generation, state.last_generation if state else 0)
-    return Step(QuestionState(last_generation=last, terminal=True), [out], Outcome.FAILED)
+    # Not a duplicate, so this generation is past every one routed before.
+    return Step(terminal_marker(QuestionState(last_generation=question.generation)), [out], Outcome.FAILED)
 
 
 def _scored(state: QuestionState | None, answer: AnswerMessage, scored: Scored, policy: GatePolicy) -> Step:
