@@ -8,13 +8,13 @@ upserts (results by question, attempts by question and generation) absorb the re
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from qaflow.core import topics
+from qaflow.core.messages import ScoreRecord
 from qaflow.core.settings import ScoreWorkerSettings
 from qaflow.pipeline.outputs import Output
 from qaflow.pipeline.score import GatePolicy, ScoreStage
@@ -58,8 +58,8 @@ def main() -> int:
         for o in out:
             if o.topic in ROUTES:
                 ROUTED.labels(ROUTES[o.topic]).inc()
-            elif o.topic == topics.SCORES:
-                SCORES.observe(json.loads(o.value)["score"])
+            elif isinstance(o.message, ScoreRecord):
+                SCORES.observe(o.message.score)
         return out
 
     bus = boot.open_worker_bus(s)
