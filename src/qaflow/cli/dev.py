@@ -1,5 +1,5 @@
 """``qaflow dev up|down|status|restart``: local Kafka, PostgreSQL and Redis, and with ``--services``
-every qaflow service as a process, started from :mod:`qaflow.services.catalog` with the
+every qaflow service as a process, started from :mod:`qaflow.devstack.catalog` with the
 same command and variables as its container.
 
 Everything runs detached (it outlives the command) under ``.devstack/``: the servers'
@@ -74,7 +74,7 @@ def _llm_config(llm: str, fake_url: str | None) -> dict[str, str]:
 
 
 def _wanted_services() -> list[str]:
-    from qaflow.services.catalog import PIPELINE
+    from qaflow.devstack.catalog import PIPELINE
 
     names = list(PIPELINE)
     if importlib.util.find_spec("qaflow.services.dashboard.app") is not None:
@@ -90,8 +90,8 @@ def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: s
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from qaflow.devstack.catalog import FAKE_LLM, SERVICES, Backends, base_environment, environment
     from qaflow.devstack.services import free_or, launch, record
-    from qaflow.services.catalog import FAKE_LLM, SERVICES, Backends, base_environment, environment
 
     logs = root / "logs"
     started: list[Any] = []
