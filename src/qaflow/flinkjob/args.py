@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qaflow.core.errors import ConfigError
+from qaflow.core.score_step import GatePolicy
 from qaflow.core.settings import (
     BackendSettings,
     DeliveryGuarantee,
@@ -26,7 +27,6 @@ from qaflow.core.settings import (
 )
 from qaflow.core.topology import SCORE_JOB
 from qaflow.flinkjob.records import TopicMap
-from qaflow.core.score_step import GatePolicy
 
 # The Kafka client inside flink-sql-connector-kafka is relocated: JAAS modules too.
 SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
