@@ -54,8 +54,8 @@ from qaflow.core import topics
 from qaflow.core.messages import QuestionMessage
 from qaflow.core.settings import BackendSettings
 from qaflow.devstack import KafkaServer, RedisServer
+from qaflow.devstack.catalog import SERVICES, Backends, ServiceProcess, environment
 from qaflow.devstack.ports import free_port
-from qaflow.services.catalog import SERVICES, Backends, ServiceProcess, environment
 
 RESULTS = Path(__file__).resolve().parent / "results" / "llm_worker.json"
 FAKE_RUNNER = """

@@ -44,8 +44,8 @@ import requests
 from qaflow.core import topics
 from qaflow.datasets.synth import synth_questions
 from qaflow.datasets.zhang import write_zhang_csv
+from qaflow.devstack.catalog import FAKE_LLM, SERVICES, Backends, ServiceProcess, base_environment, environment
 from qaflow.devstack.ports import free_port
-from qaflow.services.catalog import FAKE_LLM, SERVICES, Backends, ServiceProcess, base_environment, environment
 from tests.e2e.test_services_e2e import pg_rows, read_topic
 
 # The fake LLM: fast and clean, or faulty as issue 10 measured it (10% 429, 10% 503, 10% that

@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from qaflow.devstack.catalog import executable
 from qaflow.devstack.kafka import KafkaServer
-from qaflow.services.catalog import executable
 from tests.charts.render import REPO, Workload, component, render, workloads
 
 pytestmark = [pytest.mark.charts, pytest.mark.e2e, pytest.mark.flink]

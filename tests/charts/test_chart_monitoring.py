@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.charts import crd_schemas
 from tests.charts.conftest import KUBE_VERSION, Renders
 from tests.charts.render import REPO, render
 from tests.charts.test_chart_schemas import KUBE_VERSIONS, core_errors, crd_errors
@@ -96,14 +97,41 @@ def test_prometheus_rule_has_every_alert_with_a_runbook_line(monitoring_docs: li
         assert 'namespace="qaflow"' in r["expr"] or "consumergroup=~" in r["expr"], r["expr"]
 
 
+def test_the_crd_conversion_reproduces_the_shared_podmonitor_schema(schemas_dir: Path) -> None:
+    """The conversion that makes the PrometheusRule schema below is the shared folder's own."""
+    shared = json.loads((schemas_dir / "monitoring.coreos.com" / "podmonitor_v1.json").read_text())
+    assert crd_schemas.crd_schema("podmonitors") == shared
+
+
 def test_prometheus_rule_validates_against_the_crd(
-    monitoring_docs: list[dict[str, Any]], schemas_dir: Path
+    monitoring_docs: list[dict[str, Any]], schemas_dir: Path, tmp_path: Path
 ) -> None:
     rule = only(monitoring_docs, "PrometheusRule")
     if not (schemas_dir / "monitoring.coreos.com" / "prometheusrule_v1.json").is_file():
-        # The structure is still checked strictly by promtool (tests/observability/test_rules_promtool.py).
-        pytest.skip(f"{schemas_dir} has no monitoring.coreos.com/prometheusrule_v1.json")
+        # The shared folder has none: convert the Prometheus Operator's CRD of the same tag.
+        crd_schemas.write_schema(tmp_path, "prometheusrules", "PrometheusRule")
+        schemas_dir = tmp_path
     assert not crd_errors(rule, schemas_dir)
+    broken = json.loads(json.dumps(rule))
+    broken["spec"]["groups"][0]["rules"][0]["expresion"] = "up"  # a misspelt field is an error
+    assert any("expresion" in e for e in crd_errors(broken, schemas_dir))
+
+
+@pytest.mark.parametrize("value_set", ["default", "production"])
+def test_strimzi_kafka_exporter_follows_its_value(renders: Renders, value_set: str) -> None:
+    """Off by default; production turns it on, with a PodMonitor on Strimzi's exporter pods."""
+    docs = renders[value_set]
+    (kafka,) = [d for d in docs if d["kind"] == "Kafka"]
+    monitors = [d for d in docs if d["kind"] == "PodMonitor" and d["metadata"]["name"].endswith("-kafka-exporter")]
+    if value_set == "default":
+        assert "kafkaExporter" not in kafka["spec"] and not monitors
+        return
+    assert kafka["spec"]["kafkaExporter"] == {"groupRegex": ".*", "topicRegex": ".*"}
+    (monitor,) = monitors
+    cluster = kafka["metadata"]["name"]
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "strimzi.io/cluster": cluster, "strimzi.io/name": f"{cluster}-kafka-exporter"}
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "tcp-prometheus"
 
 
 def test_values_refuse_a_bad_threshold(helm_bin: Path) -> None:

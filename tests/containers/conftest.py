@@ -118,7 +118,7 @@ def render_for_containers(
 @pytest.fixture(scope="session")
 def fake_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The fake LLM (``qaflow fake-llm serve``, OpenAI's API) on the host; its URL."""
-    from qaflow.services.catalog import FAKE_LLM, ServiceProcess, base_environment
+    from qaflow.devstack.catalog import FAKE_LLM, ServiceProcess, base_environment
 
     port = free_port()
     proc = ServiceProcess(FAKE_LLM, base_environment(), tmp_path_factory.mktemp("fake-llm") / "fake-llm.log",

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from qaflow.devstack import RedisServer
+from qaflow.devstack.catalog import FAKE_LLM, SERVICES, Backends, ServiceProcess, base_environment, environment
 from qaflow.devstack.ports import free_port
-from qaflow.services.catalog import FAKE_LLM, SERVICES, Backends, ServiceProcess, base_environment, environment
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

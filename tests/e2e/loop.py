@@ -5,7 +5,7 @@ retry delays cut short so a run of the shipped sample takes about a minute."""
 
 from __future__ import annotations
 
-from qaflow.services.catalog import ServiceProcess
+from qaflow.devstack.catalog import ServiceProcess
 
 from .conftest import ServiceStack
 

@@ -71,8 +71,8 @@ def diagnose(api_url: str, pg_url: str, missing: set[str]) -> str:
 def start_score_job(stack: ServiceStack, request: pytest.FixtureRequest) -> Any:
     """The PyFlink job on a MiniCluster in place of the score-worker, configured as the chart does:
     by QAFLOW_* variables (the score-worker's set), with the connector jar from the cache."""
+    from qaflow.devstack.catalog import SERVICES, environment
     from qaflow.flinkjob.runner import LocalJob
-    from qaflow.services.catalog import SERVICES, environment
 
     env = environment(SERVICES["score-worker"], stack.backends, config={
         **stack.config, "QAFLOW_FLINK_GROUP_ID": f"{stack.backends.topic_prefix}score-job",

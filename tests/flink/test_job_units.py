@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,7 +165,7 @@ def test_flink_configuration_keys() -> None:
 def test_decode_good_answer() -> None:
     a = answer("Capital of France?", REF, "Paris.")
     got = decode_answer(a.encode().decode(), "t.qa.answers")
-    assert got == ToScore(a.question_id, a.encode().decode(), "Paris.", REF)
+    assert got == ToScore(a.question_id, a, "Paris.", REF)
 
 
 def _dead(out: ToScore | Output) -> DeadLetter:
@@ -235,7 +236,7 @@ def test_score_batch_one_call_and_skips_decode_errors() -> None:
     got = score_batch(scorer, ["Paris is the capital of France.", "", "no overlap"], [REF, "", REF])
     assert scorer.calls == [2]
     assert got.scores[0] == pytest.approx(1.0) and math.isnan(got.scores[1]) and got.scores[2] == 0.0
-    assert got.errors == ["", "", ""] and json.loads(got.identity) == {"name": "flaky"}
+    assert got.errors == ["", "", ""] and got.identity == {"name": "flaky"}
 
 
 def test_score_batch_isolates_a_bad_pair() -> None:
@@ -260,7 +261,7 @@ def test_score_batch_clamps_and_rejects_non_finite() -> None:
 
 
 def _route(state: QuestionState | None, a, score: float, error: str = ""):
-    return route_scored(state, a.encode().decode(), score, IDENTITY, error, POLICY, "t.qa.answers")
+    return route_scored(state, a, score, IDENTITY, error, POLICY, "t.qa.answers")
 
 
 def test_route_validated_regenerate_exhausted() -> None:
@@ -400,13 +401,18 @@ def test_score_batch_lets_connection_errors_fail_the_job() -> None:
 
 
 def test_route_turns_an_error_while_routing_into_a_failed_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qaflow.core.score_step import Scored
     from qaflow.flinkjob import records
 
-    def broken_decide(*args: object, **kwargs: object) -> None:
+    real_step = records.score_step
+
+    def broken_decide(state: object, answer: object, result: object, policy: object) -> object:
+        if not isinstance(result, Scored):  # the failed path runs as it is
+            return real_step(state, answer, result, policy)  # type: ignore[arg-type]
         msg = "1 validation error for BestAttempt"
         raise ValueError(msg)
 
-    monkeypatch.setattr(records, "decide", broken_decide)
+    monkeypatch.setattr(records, "score_step", broken_decide)
     a = answer("Capital of France?", REF, "Paris.")
     step = _route(None, a, 0.9)
     assert step.outcome is Outcome.FAILED and step.state is not None and step.state.terminal
@@ -417,6 +423,106 @@ def test_route_turns_an_error_while_routing_into_a_failed_question(monkeypatch: 
     def down(*args: object, **kwargs: object) -> None:
         raise ConnectionResetError
 
-    monkeypatch.setattr(records, "decide", down)
+    monkeypatch.setattr(records, "score_step", down)
     with pytest.raises(ConnectionResetError):  # transient: the job restarts from its checkpoint
         _route(None, a, 0.9)
+
+
+# -- the operators: thin shells over score_step, one decode per record ----------------------------
+
+
+class _FakeState:
+    def __init__(self) -> None:
+        self.stored: str | None = None
+
+    def value(self) -> str | None:
+        return self.stored
+
+    def update(self, value: str) -> None:
+        self.stored = value
+
+    def clear(self) -> None:
+        self.stored = None
+
+
+class _FakeMetrics:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add_group(self, *names: str) -> _FakeMetrics:
+        return self
+
+    def counter(self, name: str) -> Any:
+        counts = self.counts
+
+        class Counter:
+            def inc(self, n: int = 1) -> None:
+                counts[name] = counts.get(name, 0) + n
+
+        return Counter()
+
+
+class _FakeRuntime:
+    def __init__(self) -> None:
+        self.states: dict[str, _FakeState] = {}
+        self.metrics = _FakeMetrics()
+
+    def get_state(self, desc: Any) -> _FakeState:
+        return self.states.setdefault(desc.get_name(), _FakeState())
+
+    def get_metrics_group(self) -> _FakeMetrics:
+        return self.metrics
+
+
+def test_the_job_decodes_each_record_once_and_stores_what_score_step_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DecodeAnswers -> (the scoring table) -> RouteAnswers on fakes of Flink's runtime: one
+    ``decode`` per record, and the keyed state written is the state ``score_step`` returned."""
+    from pyflink.common import Row
+
+    from qaflow.core import score_step as core_step
+    from qaflow.flinkjob import operators, records
+
+    decodes: list[str] = []
+    real_decode = records.decode
+
+    def counting_decode(schema: Any, raw: Any) -> Any:
+        decodes.append(schema.__name__)
+        return real_decode(schema, raw)
+
+    steps: list[Any] = []
+
+    def spy(*args: Any) -> Any:
+        steps.append(core_step.score_step(*args))
+        return steps[-1]
+
+    monkeypatch.setattr(records, "decode", counting_decode)
+    monkeypatch.setattr(records, "score_step", spy)
+    topics = TopicMap.build("t.")
+    decode_op = operators.DecodeAnswers(topics)
+    route_op = operators.RouteAnswers(POLICY, topics, open_ttl_s=0, terminal_ttl_s=0)
+    runtime = _FakeRuntime()
+    decode_op.open(runtime)
+    route_op.open(runtime)
+
+    def through_job(a: Any, score: float) -> list[Row]:
+        [row] = list(decode_op.process_element(a.encode().decode(), None))  # type: ignore[arg-type]
+        got = score_batch(LexicalScorer(), [row[2]], [row[3]])  # what the scoring UDF computes
+        scored = Row(score, got.identity, got.errors[0])
+        return list(route_op.process_element(Row(row[0], row[1], row[4], scored), None))  # type: ignore[arg-type]
+
+    first = answer("Capital of France?", REF, "Lyon.")
+    rows = through_job(first, 0.3)
+    assert decodes == ["AnswerMessage"]
+    assert [r[2] for r in rows] == ["t.qa.scores", "t.qa.questions"]
+    assert decode_state(runtime.states["open"].stored) == steps[-1].state and runtime.states["done"].stored is None
+    history = decode(ScoreRecord, rows[0][1])
+    assert history.scorer == LexicalScorer().identity and history.score == 0.3
+
+    again = decode(QuestionMessage, rows[1][1])
+    second = answer("Capital of France?", REF, "Paris.", generation=again.generation, best=again.best)
+    rows = through_job(second, 0.9)
+    assert decodes == ["AnswerMessage", "AnswerMessage"]
+    assert [r[2] for r in rows] == ["t.qa.scores", "t.qa.results"]
+    assert decode_state(runtime.states["done"].stored) == steps[-1].state == QuestionState(2, None, True)
+    assert runtime.states["open"].stored is None
+    assert through_job(second, 0.9) == [] and runtime.metrics.counts["duplicates"] == 1

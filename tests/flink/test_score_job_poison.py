@@ -3,8 +3,8 @@
 The job scores pairs in batches (one Arrow batch -> one ``POST /v1/score``). A stub scorer
 service refuses any batch that holds a candidate with ``POISON`` (HTTP 422, a permanent
 :class:`ScoringError`), and answers an out-of-range integer score for a candidate with
-``OVERFLOW``, which makes the client raise ``OverflowError`` (no ``retriable``, not a
-``ScoringError``). Either error takes the whole batch down; the job must then score the
+``OVERFLOW``, which the client refuses with a permanent ``ScoringError`` (not a finite
+score). Either error takes the whole batch down; the job must then score the
 batch pair by pair, dead-letter only the two poison questions, and keep running. This is
 the issue 9 item 1 poison test for the last stage that had none (the others are in
 tests/services/test_workers_poison.py).
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.flink, pytest.mark.timeout(400)]
 
 REFERENCE = "Bread goes stale because its starch recrystallises and the crumb loses water."
 SCORER = {"name": "stub", "version": "1"}
-TOO_BIG = 10**400  # valid JSON; ``math.isfinite`` raises OverflowError on it
+TOO_BIG = 10**400  # valid JSON, but no float: ``math.isfinite`` raises OverflowError on it
 
 
 def test_poison_answers_are_dead_lettered_and_their_batch_neighbours_scored(
@@ -81,7 +81,8 @@ def test_poison_answers_are_dead_lettered_and_their_batch_neighbours_scored(
         assert "HTTP 422" in dead[poison.question_id]["reason"]
         assert "cannot embed" in dead[poison.question_id]["reason"]
         assert dead[overflow.question_id]["question"]["question_id"] == overflow.question_id
-        assert "OverflowError" in dead[overflow.question_id]["reason"]
+        assert "ScoringError" in dead[overflow.question_id]["reason"]
+        assert "finite scores" in dead[overflow.question_id]["reason"]
 
         # The isolation was exercised: a batch failed with good answers in it, and those
         # answers were then scored alone.

@@ -25,10 +25,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from qaflow.devstack import DevStack
+from qaflow.devstack.catalog import FAKE_LLM, SERVICES, ServiceProcess, base_environment
 from qaflow.devstack.owners import listener_pids, owns_port
 from qaflow.devstack.ports import free_port, is_listening
 from qaflow.devstack.stack import judge
-from qaflow.services.catalog import FAKE_LLM, SERVICES, ServiceProcess, base_environment
 from tests.pg import pg_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]

@@ -21,9 +21,9 @@ from qaflow.core.errors import ErrorClass
 from qaflow.core.messages import AnswerMessage, QuestionMessage, RetryMessage, decode_for_topic
 from qaflow.core.settings import BackendSettings
 from qaflow.devstack import PostgresServer
+from qaflow.devstack.catalog import SERVICES, Backends, ServiceProcess, environment
 from qaflow.devstack.ports import free_port
 from qaflow.llm.fake_server import FakeLlmServer
-from qaflow.services.catalog import SERVICES, Backends, ServiceProcess, environment
 
 pytestmark = pytest.mark.integration
 

@@ -38,6 +38,7 @@ def _app() -> Flask:
         scores = lexical.score([p["candidate"] for p in pairs], [p["reference"] for p in pairs])
         if FAULT.get("drop_one"):
             scores = scores[:-1]
+        scores = FAULT.get("scores", scores)
         return jsonify(scores=scores, scorer=FAULT.get("identity", lexical.identity))
 
     return app
@@ -113,6 +114,13 @@ def test_long_error_body_is_cut(scorer: RemoteScorer) -> None:
 
 def test_wrong_number_of_scores_is_not_retriable(scorer: RemoteScorer) -> None:
     FAULT["drop_one"] = True
+    with pytest.raises(ScoringError, match="expected 2 finite scores") as info:
+        scorer.score(["a", "b"], ["a", "b"])
+    assert info.value.retriable is False
+
+
+def test_an_integer_score_too_large_for_a_float_is_a_permanent_scoring_error(scorer: RemoteScorer) -> None:
+    FAULT["scores"] = [0.5, 10**400]  # valid JSON; math.isfinite raises OverflowError on it
     with pytest.raises(ScoringError, match="expected 2 finite scores") as info:
         scorer.score(["a", "b"], ["a", "b"])
     assert info.value.retriable is False

@@ -102,10 +102,11 @@ class KafkaBusProducer:
     def _replace(self, broken: KafkaProducer) -> None:
         """Swap in a fresh client (once, however many threads saw the failure), then close the old one."""
         with self._lock:
-            if self._producer is not broken:
-                return
-            self._producer = KafkaProducer(**self.config)
-        broken.close(timeout=5)
+            current = self._producer is broken
+            if current:
+                self._producer = KafkaProducer(**self.config)
+        if current:
+            broken.close(timeout=5)
 
     def close(self) -> None:
         with self._lock:

@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from qaflow.cache.base import KEY_PREFIX, CacheStats, key
-from qaflow.core.errors import MissingExtraError
 from qaflow.core.messages import ResultMessage
+from qaflow.plumbing.redis_client import connect, unreachable_errors
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +60,8 @@ class RedisCache:
 
     def start(self) -> None:
         """Build the client; connections open lazily, so a Redis that is down does not fail start-up."""
-        try:
-            import redis
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            msg = "redis"
-            raise MissingExtraError(msg, "redis") from exc
-        self._errors = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(
-            self.url,
-            socket_connect_timeout=self.socket_timeout_s,
-            socket_timeout=self.socket_timeout_s,
-            retry_on_timeout=False,
-            health_check_interval=30,
-        )
+        self._errors = unreachable_errors()
+        self._client = connect(self.url, timeout_s=self.socket_timeout_s, health_check_interval=30)
 
     def get(self, question_id: str) -> ResultMessage | None:
         raw = self._call("get", key(question_id, self.prefix))

@@ -1,5 +1,5 @@
 """``qaflow dev up|down|status|restart``: local Kafka, PostgreSQL and Redis, and with ``--services``
-every qaflow service as a process, started from :mod:`qaflow.services.catalog` with the
+every qaflow service as a process, started from :mod:`qaflow.devstack.catalog` with the
 same command and variables as its container.
 
 Everything runs detached (it outlives the command) under ``.devstack/``: the servers'
@@ -22,6 +22,21 @@ import click
 from qaflow.cli.common import friendly_errors
 
 FAKE_LLM_KNOBS = ("--latency-ms", "200", "--concurrency", "16")
+
+
+def fake_llm_args(port: int, references: Path | None) -> list[str]:
+    """The fake LLM's arguments: its knobs, and ``--references`` so the questions of that data set
+    get answers of the offline simulator's quality (the loop then shows as in ``qaflow run``)."""
+    refs = ["--references", str(references.resolve())] if references is not None else []
+    return ["--port", str(port), *FAKE_LLM_KNOBS, *refs]
+
+
+def _default_references() -> Path | None:
+    """The traffic generator's default data set, when it is where its default says."""
+    from qaflow.core.settings import TrafficGenSettings
+
+    path = Path(str(TrafficGenSettings.model_fields["traffic_dataset"].default))
+    return path if path.is_file() else None
 
 
 def _state_dir(path: Path | None) -> Path:
@@ -59,7 +74,7 @@ def _llm_config(llm: str, fake_url: str | None) -> dict[str, str]:
 
 
 def _wanted_services() -> list[str]:
-    from qaflow.services.catalog import PIPELINE
+    from qaflow.devstack.catalog import PIPELINE
 
     names = list(PIPELINE)
     if importlib.util.find_spec("qaflow.services.dashboard.app") is not None:
@@ -68,15 +83,15 @@ def _wanted_services() -> list[str]:
 
 
 def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: str,
-                   extra_env: dict[str, str]) -> dict[str, Any]:
+                   extra_env: dict[str, str], references: Path | None = None) -> dict[str, Any]:
     """Start the fake LLM (unless ``llm`` says otherwise) and the services, detached; wait until ready.
 
     Each takes its default port when free, else a free one; see :mod:`qaflow.devstack.services`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from qaflow.devstack.catalog import FAKE_LLM, SERVICES, Backends, base_environment, environment
     from qaflow.devstack.services import free_or, launch, record
-    from qaflow.services.catalog import FAKE_LLM, SERVICES, Backends, base_environment, environment
 
     logs = root / "logs"
     started: list[Any] = []
@@ -84,7 +99,7 @@ def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: s
     try:
         if llm == "fake":
             port = free_or(FAKE_LLM.port)
-            fake = launch(FAKE_LLM.name, base_environment(), ["--port", str(port), *FAKE_LLM_KNOBS],
+            fake = launch(FAKE_LLM.name, base_environment(), fake_llm_args(port, references),
                           logs / "fake-llm.log", port, ready_s=30)
             started.append(fake)
             fake_url = fake.url
@@ -138,14 +153,17 @@ def dev() -> None:
               "URL of an OpenAI-compatible server.")
 @click.option("--scorer", type=click.Choice(["bertscore", "lexical"]), default="bertscore", show_default=True,
               help="Scorer of the score-worker.")
+@click.option("--references", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Data set whose questions the fake LLM answers with the offline simulator's quality model "
+                   "(default: the traffic generator's, data/sample.csv, when present).")
 @click.option("--env", "-e", "env_pairs", multiple=True, metavar="QAFLOW_NAME=VALUE",
               help="A setting for every service (repeatable).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Default: <repo>/.devstack")
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 @friendly_errors
-def up(services: bool, llm: str, scorer: str, env_pairs: tuple[str, ...], state_dir: Path | None,
-       as_json: bool) -> None:
+def up(services: bool, llm: str, scorer: str, references: Path | None, env_pairs: tuple[str, ...],
+       state_dir: Path | None, as_json: bool) -> None:
     """Start Kafka, PostgreSQL and Redis (and with --services, every service); print the URLs."""
     from qaflow.devstack import services as dev_services
     from qaflow.devstack.stack import up as servers_up
@@ -156,7 +174,8 @@ def up(services: bool, llm: str, scorer: str, env_pairs: tuple[str, ...], state_
     running = dev_services.status(root)
     if services and not (running and all(i["running"] for i in running.values())):
         dev_services.stop(root)
-        running = start_services(root, state["addresses"], llm=llm, scorer=scorer, extra_env=extra_env)
+        running = start_services(root, state["addresses"], llm=llm, scorer=scorer, extra_env=extra_env,
+                                 references=references or _default_references())
         dev_services.save(root, running)
         running = dev_services.status(root)
     if as_json:

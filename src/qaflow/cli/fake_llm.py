@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -46,15 +47,23 @@ def fake_llm() -> None:
 @click.option("--rate-400", default=0.0, show_default=True, type=_RATE,
               help="Share of requests answered 400 (a permanent error).")
 @click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the fault draws, for repeatable runs.")
+              help="Seed of the fault draws and of the answer quality, for repeatable runs.")
 @click.option("--api-key", envvar="FAKE_LLM_API_KEY", default=None,
               help="Require this key from OpenAI and Gemini clients (or FAKE_LLM_API_KEY).")
-def serve(host: str, port: int, **knobs: object) -> None:
+@click.option("--references", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A data set (any format `qaflow run` reads): its questions are answered with the offline "
+                   "simulator's quality model (seeded by --seed), so regeneration pays off; others get an echo.")
+def serve(host: str, port: int, references: Path | None, seed: int, **knobs: object) -> None:
     """Serve until SIGINT or SIGTERM. GET /_stats shows the counts; POST /_reset clears them."""
+    from qaflow.llm.fake_quality import ReferenceBook
     from qaflow.llm.fake_server import FakeLlmServer
 
+    book = None
+    if references is not None:
+        book = ReferenceBook.from_dataset(references, seed=seed)
+        click.echo(f"answering {len(book)} questions of {references} with the offline simulator's quality model")
     try:
-        server = FakeLlmServer(host, port, **knobs)
+        server = FakeLlmServer(host, port, references=book, seed=seed, **knobs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     stop = threading.Event()

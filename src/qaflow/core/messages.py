@@ -62,6 +62,9 @@ class _Message(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
+Message = _Message  # the public name of every topic message's base class
+
+
 class BestAttempt(BaseModel):
     """The best scored answer so far; carried along so no stage needs to look it up."""
 

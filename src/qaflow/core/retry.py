@@ -11,11 +11,14 @@ The random source is passed in, so the policy is a pure function under test.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
 from qaflow.core import topics
 from qaflow.core.errors import ErrorClass
+from qaflow.core.messages import Origin, RetryMessage
+from qaflow.core.outputs import Output, dead_letter
 from qaflow.core.settings import PipelineSettings, RetrySettings
 
 
@@ -92,3 +95,25 @@ def next_generation(generation: int, max_generations: int) -> int:
         msg = f"generation {generation} already reached the cap {max_generations}"
         raise ValueError(msg)
     return generation + 1
+
+
+def is_due(retry: RetryMessage, now: float) -> bool:
+    return now >= retry.not_before
+
+
+def release(retry: RetryMessage, max_delivery_attempts: int, origin: Origin) -> Output:
+    """A waited retry, due now: back to ``qa.questions`` with ``delivery + 1``; past the cap,
+    a dead letter with the last error.
+
+    Raises ValueError for a due time that is not a finite number (JSON ``NaN`` passes the
+    schema): such a record can never be due, and would stop the heap behind it.
+    """
+    if not math.isfinite(retry.not_before):
+        msg = f"not_before is {retry.not_before!r}, not a time"
+        raise ValueError(msg)
+    q = retry.question
+    if q.delivery >= max_delivery_attempts:
+        reason = f"gave up after {q.delivery} deliveries; last error ({retry.error_class.value}): {retry.error}"
+        return dead_letter(reason, "retry", origin, question=q, error_class=retry.error_class)
+    again = q.model_copy(update={"delivery": next_delivery(q.delivery, max_delivery_attempts)})
+    return Output.of(topics.QUESTIONS, again, q.question_id)

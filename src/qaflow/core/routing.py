@@ -53,6 +53,20 @@ class QuestionState:
     terminal: bool = False
 
 
+def is_duplicate(state: QuestionState | None, generation: int) -> bool:
+    """True when this generation was routed already, or the question has ended.
+
+    At-least-once delivery re-delivers answers; dropping them here is what lets every
+    question reach exactly one terminal state.
+    """
+    return state is not None and (state.terminal or generation <= state.last_generation)
+
+
+def terminal_marker(state: QuestionState) -> QuestionState:
+    """What is kept after a terminal state: enough to drop re-deliveries, no answer text."""
+    return QuestionState(last_generation=state.last_generation, terminal=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     route: Route
@@ -73,9 +87,9 @@ def apply(
     ``carried_best`` is the best attempt the message carried, so the decision is right
     even when the state was lost or expired.
     """
-    state = state or QuestionState()
-    if state.terminal or attempt.generation <= state.last_generation:
+    if is_duplicate(state, attempt.generation):
         return None
+    state = state or QuestionState()
     best = better(attempt, better(carried_best, state.best) if carried_best else state.best)
     decided = route(attempt.score, threshold, attempt.generation, max_generations, truncated=attempt.truncated)
     new_state = replace(

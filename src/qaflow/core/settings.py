@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qaflow.core.errors import ConfigError
+from qaflow.core.topology import SCORE_JOB
 
 PREFIX = "QAFLOW_"
 Fraction = float  # documented as [0, 1] by Field bounds below
@@ -406,7 +407,7 @@ DeliveryGuarantee = Literal["at-least-once", "exactly-once"]
 class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
     """score-job: the PyFlink job that scores answers and routes them (its own options)."""
 
-    flink_group_id: str = Field("qaflow-score-job", min_length=1, description="Kafka consumer group of the source.")
+    flink_group_id: str = Field(SCORE_JOB.group, min_length=1, description="Kafka consumer group of the source.")
     flink_starting_offsets: StartingOffsets = Field(
         "committed-or-earliest", description="Where a job without state starts reading qa.answers."
     )
@@ -426,7 +427,7 @@ class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
     )
     flink_delivery_guarantee: DeliveryGuarantee = Field("at-least-once", description="Kafka sink guarantee.")
     flink_transactional_id_prefix: str = Field(
-        "qaflow-score-job", min_length=1, description="Kafka transactional id prefix (exactly-once only)."
+        SCORE_JOB.group, min_length=1, description="Kafka transactional id prefix (exactly-once only)."
     )
     flink_open_state_ttl_s: int = Field(
         DAY_S, ge=0, description="Seconds the state of a question still regenerating lives untouched (0 = forever)."

@@ -67,7 +67,7 @@ def repair_row(raw: RawQuestion) -> tuple[RawQuestion, tuple[str, ...]]:
     changes = tuple(f"{name}: {change}" for name, r in fixed.items() for change in r.changes)
     if not changes:
         return raw, ()
-    return raw._replace(**{name: r.text for name, r in fixed.items()}), changes
+    return raw._replace(title=fixed["title"].text, content=fixed["content"].text, answer=fixed["answer"].text), changes
 
 
 def to_question(raw: RawQuestion, source: str) -> Question | Skip:

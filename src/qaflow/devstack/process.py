@@ -14,21 +14,14 @@ from qaflow.devstack.errors import ServerStartError
 from qaflow.devstack.owners import listener_pids, owns_port
 from qaflow.devstack.pids import die_with_parent, start_time, stop_pid
 from qaflow.devstack.ports import free_port
+from qaflow.plumbing.process import ChildProcess
 
 logger = logging.getLogger(__name__)
 
 
-def terminate(proc: subprocess.Popen[Any], name: str, grace: float, sig: int = signal.SIGTERM) -> None:
+def terminate(proc: subprocess.Popen[bytes], name: str, grace: float, sig: int = signal.SIGTERM) -> None:
     """Send ``sig``; SIGKILL what has not exited after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        logger.warning("%s did not stop in %.0f s; killing pid %d", name, grace, proc.pid)
-        proc.kill()
-        proc.wait()
+    ChildProcess(name, proc).stop(grace, sig)
 
 
 class ServerProcess:
@@ -57,7 +50,7 @@ class ServerProcess:
         self._fixed_port = port is not None
         self.detached = detached
         self.start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
 
     # -- hooks -------------------------------------------------------------------------------
     def check(self) -> None:
@@ -86,11 +79,11 @@ class ServerProcess:
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        return None if self._child is None else self._child.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.running
 
     def start(self) -> Self:
         """Prepare, spawn and wait until ready; stops the process again on failure."""
@@ -114,23 +107,21 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
         logger.info("starting %s: %s", self.name, " ".join(cmd))
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=self.detached,
-                preexec_fn=None if self.detached else die_with_parent,
-                **{"cwd": self.workdir, **self.popen_kwargs()},
-            )
+        self._child = ChildProcess.spawn(
+            self.name,
+            cmd,
+            log=self.log_path,
+            start_new_session=self.detached,
+            preexec_fn=None if self.detached else die_with_parent,
+            **{"cwd": self.workdir, **self.popen_kwargs()},
+        )
 
     def wait_ready(self) -> None:
-        assert self._proc is not None, "spawn() first"
+        assert self._child is not None, "spawn() first"
         deadline = time.monotonic() + self.start_timeout
         delay, last = 0.05, "no check yet"
         while True:
-            code = self._proc.poll()
+            code = self._child.poll()
             if code is not None:
                 msg = f"exited with code {code} before it was ready"
                 raise self.start_error(msg)
@@ -150,22 +141,22 @@ class ServerProcess:
 
     def check_owner(self) -> None:
         """Raise unless our process holds the port that answered: never take another's server for ours."""
-        assert self._proc is not None
-        if not owns_port(self._proc.pid, self.port):
+        assert self._child is not None
+        if not owns_port(self._child.pid, self.port):
             others = sorted(listener_pids(self.port))
-            msg = f"port {self.port} is not ours (pid {self._proc.pid}); listening: {others or 'nobody'}"
+            msg = f"port {self.port} is not ours (pid {self._child.pid}); listening: {others or 'nobody'}"
             raise ConnectionError(msg)
 
     def stop(self, grace: float = 20.0) -> None:
         """Stop the process: ``stop_signal``, then SIGKILL after ``grace`` seconds."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            terminate(proc, self.name, grace, self.stop_signal)
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(grace, self.stop_signal)
 
     def detach(self) -> dict[str, Any]:
         """Let go of a running detached server; return what ``stop_detached`` needs."""
-        assert self._proc is not None and self.detached, "only a started detached server"
-        pid = self._proc.pid
+        assert self._child is not None and self.detached, "only a started detached server"
+        pid = self._child.pid
         info = {
             "pid": pid,
             "start_time": start_time(pid),
@@ -176,7 +167,7 @@ class ServerProcess:
         with warnings.catch_warnings():
             # Popen warns when dropped while its child runs; here that is the point.
             warnings.simplefilter("ignore", ResourceWarning)
-            self._proc = None
+            self._child = None
         return info
 
     @classmethod

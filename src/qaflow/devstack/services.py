@@ -1,6 +1,6 @@
 """Every qaflow service as a detached process, for ``qaflow dev up --services``.
 
-Services come from :mod:`qaflow.services.catalog` with their container's command and
+Services come from :mod:`qaflow.devstack.catalog` with their container's command and
 variables. Each gets its default port when that is free, else a free one (two stacks on one
 machine), and counts as ready only when *its own* process holds the port that answered
 ``/readyz``. Their state goes to ``<state dir>/services.json`` (mode 0600): pid, kernel start
@@ -48,7 +48,7 @@ def _with_port(args: list[str], port: int) -> list[str]:
 
 
 def _spec(name: str) -> Any:
-    from qaflow.services.catalog import FAKE_LLM, SERVICES
+    from qaflow.devstack.catalog import FAKE_LLM, SERVICES
 
     if name == FAKE_LLM.name:
         return FAKE_LLM
@@ -59,7 +59,7 @@ def _spec(name: str) -> Any:
 
 
 def _process(name: str, env: Mapping[str, str], args: list[str], log: Path, port: int) -> Any:
-    from qaflow.services.catalog import ServiceProcess
+    from qaflow.devstack.catalog import ServiceProcess
 
     env = {**env, "QAFLOW_HTTP_PORT": str(port)} if "QAFLOW_HTTP_PORT" in env else dict(env)
     return ServiceProcess(_spec(name), env, log, detached=True, port=port, extra_args=_with_port(args, port))
@@ -89,7 +89,7 @@ def launch(name: str, env: Mapping[str, str], args: list[str], log: Path, port: 
 
 def record(proc: Any) -> dict[str, Any]:
     """What ``services.json`` keeps of a started service (no secrets)."""
-    from qaflow.services.catalog import base_environment
+    from qaflow.devstack.catalog import base_environment
 
     base = base_environment()
     env = {k: v for k, v in proc.env.items()
@@ -137,7 +137,7 @@ def restart(root: Path, name: str, *, down_s: float = 0.0, ready_s: float = 90.0
     """
     import time
 
-    from qaflow.services.catalog import base_environment
+    from qaflow.devstack.catalog import base_environment
 
     services = load(root)
     if name not in services:

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qaflow.core import topics
 from qaflow.core.errors import ConfigError
+from qaflow.core.score_step import GatePolicy
 from qaflow.core.settings import (
     BackendSettings,
     DeliveryGuarantee,
@@ -25,8 +25,8 @@ from qaflow.core.settings import (
     StartingOffsets,
     load,
 )
+from qaflow.core.topology import SCORE_JOB
 from qaflow.flinkjob.records import TopicMap
-from qaflow.pipeline.score import GatePolicy
 
 # The Kafka client inside flink-sql-connector-kafka is relocated: JAAS modules too.
 SHADED_KAFKA = "org.apache.flink.kafka.shaded.org.apache.kafka"
@@ -121,13 +121,8 @@ _OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--job-name", "flink_job_name", {"help": "Flink job name. Default qaflow-score."}),
 ]
 
-_TOPIC_OPTIONS = {
-    "answers": topics.ANSWERS,
-    "questions": topics.QUESTIONS,
-    "scores": topics.SCORES,
-    "results": topics.RESULTS,
-    "dead-letter": topics.DEAD_LETTER,
-}
+# --<name>-topic for each topic of the job (qaflow.core.topology.SCORE_JOB): qa.dead-letter -> dead-letter.
+_TOPIC_OPTIONS = {name.removeprefix("qa.").replace(".", "-"): name for name in (*SCORE_JOB.inputs, *SCORE_JOB.outputs)}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,11 +10,9 @@ Metrics (all in the user group ``qaflow``; see docs/flink-job.md for the Prometh
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -24,32 +22,37 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction
 
+from qaflow.core.outputs import Output
+from qaflow.core.score_step import GatePolicy, Outcome
 from qaflow.core.settings import ScorerSettings
 from qaflow.flinkjob.records import (
-    Outcome,
     TopicMap,
     decode_answer,
     decode_state,
     encode_state,
+    pack,
     route_scored,
     score_batch,
     score_bucket,
-    terminal_marker,
+    unpack,
 )
-from qaflow.pipeline.outputs import Output
-from qaflow.pipeline.score import GatePolicy
 
 logger = logging.getLogger(__name__)
 
 METRIC_GROUP = "qaflow"
 
-# Rows between operators. ``error`` is "" unless the record skips the scorer.
+# Rows between operators. ``payload`` is the decoded message, packed (records.pack);
+# ``error`` is "" unless the record skips the scorer.
 TO_SCORE_FIELDS = ["qid", "payload", "candidate", "reference", "error"]
-TO_SCORE_TYPE = Types.ROW_NAMED(TO_SCORE_FIELDS, [Types.STRING()] * len(TO_SCORE_FIELDS))
+TO_SCORE_TYPE = Types.ROW_NAMED(
+    TO_SCORE_FIELDS,
+    [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING(), Types.STRING()],
+)
+# The scorer's identity travels as a typed map, not as JSON to parse again per row.
 SCORED_RESULT_TYPE = DataTypes.ROW(
     [
         DataTypes.FIELD("score", DataTypes.DOUBLE()),
-        DataTypes.FIELD("scorer", DataTypes.STRING()),
+        DataTypes.FIELD("scorer", DataTypes.MAP(DataTypes.STRING(), DataTypes.STRING())),
         DataTypes.FIELD("error", DataTypes.STRING()),
     ]
 )
@@ -60,6 +63,7 @@ DEAD_LETTERS = OutputTag("dead-letters", OUT_TYPE)
 
 
 def out_row(out: Output, topics: TopicMap) -> Row:
+    """The sink's row: the one place the job encodes what it emits."""
     return Row(out.key, out.value.decode("utf-8"), topics[out.topic])
 
 
@@ -83,7 +87,7 @@ class DecodeAnswers(ProcessFunction):
             logger.warning("dead letter from %s key=%s", self.origin, got.key)
             yield DEAD_LETTERS, out_row(got, self.topics)
         else:
-            yield Row(got.question_id, got.payload, got.candidate, got.reference, got.error)
+            yield Row(got.question_id, pack(got), got.candidate, got.reference, got.error)
 
 
 class ScoreBatches(ScalarFunction):
@@ -135,13 +139,8 @@ def ttl_config(seconds: int) -> StateTtlConfig:
     )
 
 
-@lru_cache(maxsize=8)
-def _identity(text: str) -> dict[str, str]:
-    return {str(k): str(v) for k, v in json.loads(text).items()} if text else {}
-
-
 class RouteAnswers(KeyedProcessFunction):
-    """Keyed by question id: fold the scored answer into the state, emit what ``decide`` says.
+    """Keyed by question id: fold the scored answer into the state, emit what ``score_step`` says.
 
     Two ``ValueState[str]`` (JSON) per question: ``open`` while it regenerates (best attempt
     so far) and ``done`` once terminal, a small marker that drops re-deliveries. Each has its
@@ -171,17 +170,18 @@ class RouteAnswers(KeyedProcessFunction):
         self.buckets = {str(b): group.add_group("bucket", str(b)).counter("scores") for b in range(0, 100, 10)}
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
-        qid, payload, error, scored = value[0], value[1], value[2], value[3]
-        score, scorer, score_error = (scored[0], scored[1], scored[2]) if scored is not None else (None, "", "")
+        packed, error, scored = value[1], value[2], value[3]
+        score, scorer, score_error = (scored[0], scored[1], scored[2]) if scored is not None else (None, None, "")
+        message, raw = unpack(bytes(packed))
         done = self.done_state.value()
         state = decode_state(done) if done else decode_state(self.open_state.value())
         step = route_scored(
-            state, payload, score if score is not None else float("nan"), _identity(scorer or ""),
-            error or score_error or "", self.policy, self.origin,
+            state, message, score if score is not None else float("nan"), scorer or {},
+            error or score_error or "", self.policy, self.origin, raw,
         )
-        if step.state is not state and step.state is not None:
+        if step.state is not state and step.state is not None:  # store what the step kept
             if step.state.terminal:
-                self.done_state.update(encode_state(terminal_marker(step.state)))
+                self.done_state.update(encode_state(step.state))
                 self.open_state.clear()
             else:
                 self.open_state.update(encode_state(step.state))
@@ -189,8 +189,6 @@ class RouteAnswers(KeyedProcessFunction):
         if step.outcome not in (Outcome.DUPLICATE, Outcome.FAILED) and step.score is not None:
             self.buckets[score_bucket(step.score)].inc()
             self.score_sum.inc(max(0, round(step.score * 1000)))
-        if step.outcome is Outcome.DUPLICATE:
-            logger.info("duplicate answer dropped question_id=%s", qid)
         for out in step.outputs:
             yield out_row(out, self.topics)
 

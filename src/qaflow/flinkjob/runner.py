@@ -10,14 +10,12 @@ which starts the Python workers; stopping the group stops them all. The JVM logs
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qaflow.core.errors import QaflowError
+from qaflow.plumbing.process import ChildProcess
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class LocalJob:
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -182,52 +181,34 @@ class LocalJob:
         cmd = self.command()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         logger.info("starting the score job: %s", " ".join(cmd))
-        if not self.log_to_file:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, env=self.environment(), cwd=self.workdir, start_new_session=True
-            )
-            return self
-        with self.client_log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.environment(), cwd=self.workdir, start_new_session=True,
-            )
+        self._child = ChildProcess.spawn(
+            "the score job", cmd, log=self.client_log if self.log_to_file else None, append=True, group=True,
+            env=self.environment(), cwd=self.workdir,
+        )
         return self
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        return None if self._child is None else self._child.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.running
 
     def wait(self, timeout: float | None = None) -> int:
-        assert self._proc is not None, "start() first"
-        return self._proc.wait(timeout)
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self._proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)  # the group this job's start() created
+        assert self._child is not None, "start() first"
+        return self._child.wait(timeout)
 
     def kill(self) -> None:
         """SIGKILL the whole group: a crash, as far as the job can tell."""
-        self._signal_group(signal.SIGKILL)
-        if self._proc is not None:
-            self._proc.wait(30)
+        if self._child is not None:
+            self._child.kill(30)
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM the group, then SIGKILL what is left after ``grace`` seconds."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(grace)
-        self._signal_group(signal.SIGKILL)  # the JVM and Python workers may outlive the client
-        self._proc.wait(30)
+        """SIGTERM the group, then SIGKILL what is left after ``grace`` seconds (the JVM and
+        Python workers may outlive the client)."""
+        if self._child is not None:
+            self._child.stop(grace)
 
     # -- the MiniCluster's REST API ---------------------------------------------------------
     def rest(self, path: str, timeout: float = 5.0) -> Any:
@@ -250,7 +231,7 @@ class LocalJob:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                msg = f"the score job exited with {self._proc and self._proc.returncode}; see {self.client_log}"
+                msg = f"the score job exited with {self._child and self._child.returncode}; see {self.client_log}"
                 raise FlinkRunError(msg)
             job_id = self.running_job_id()
             if job_id:

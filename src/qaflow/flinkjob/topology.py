@@ -23,7 +23,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescri
 from pyflink.table.expressions import col
 from pyflink.table.udf import udf
 
-from qaflow.core import topics as logical
+from qaflow.core.topology import SCORE_JOB
 from qaflow.flinkjob.args import DEFAULT_CHECKPOINT_INTERVAL_MS, JobConfig
 from qaflow.flinkjob.flinkconf import flink_configuration
 from qaflow.flinkjob.operators import (
@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 PARTITION_DISCOVERY_MS = "60000"
 OUTPUTS_TABLE = "qaflow_outputs"
-OUTPUT_TOPICS = (logical.SCORES, logical.RESULTS, logical.QUESTIONS, logical.DEAD_LETTER)
+# Where the score job reads and writes: qaflow.core.topology.SCORE_JOB.
+INPUT_TOPIC, = SCORE_JOB.inputs
+OUTPUT_TOPICS = SCORE_JOB.outputs
 
 
 def environment(cfg: JobConfig) -> StreamExecutionEnvironment:
@@ -73,7 +75,7 @@ def source(cfg: JobConfig) -> KafkaSource:
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(cfg.bootstrap_servers)
-        .set_topics(cfg.topics[logical.ANSWERS])
+        .set_topics(cfg.topics[INPUT_TOPIC])
         .set_group_id(cfg.group_id)
         .set_starting_offsets(starting_offsets(cfg.starting_offsets))
         .set_value_only_deserializer(SimpleStringSchema())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from qaflow.core.errors import MissingExtraError, QaflowError
 
@@ -79,10 +79,14 @@ def gather(api: Any, context: str, namespace: str, release: str | None = None) -
     status = ClusterStatus(context, namespace)
     try:
         pods: dict[str, Counter[str]] = defaultdict(Counter)
-        for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        # The client's models type every field Optional; a pod or deployment from the API has them.
+        pod_items: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items
+        for pod in pod_items:
             pods[(pod.metadata.labels or {}).get(COMPONENT, "?")][_ready(pod)] += 1
         status.pods = {comp: dict(counts) for comp, counts in sorted(pods.items())}
-        for d in apps.list_namespaced_deployment(namespace, label_selector=f"{selector},{COMPONENT}=llm-worker").items:
+        deployments: list[Any] = apps.list_namespaced_deployment(
+            namespace, label_selector=f"{selector},{COMPONENT}=llm-worker").items
+        for d in deployments:
             status.llm_workers[d.metadata.name] = int(d.status.ready_replicas or 0)
             status.llm_workers[d.metadata.name + " (desired)"] = int(d.spec.replicas or 0)
     except (ApiException, HTTPError, OSError) as exc:
@@ -93,7 +97,8 @@ def gather(api: Any, context: str, namespace: str, release: str | None = None) -
         ("kafka.strimzi.io", "v1", "kafkatopics", status.topics),
     ):
         try:
-            items = custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=None)
+            found = custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=None)
+            items = cast("dict[str, Any]", found)  # the parsed JSON list object
         except ApiException as exc:
             if exc.status == 404:
                 status.notes.append(f"{plural}.{group} is not installed (run k8s-dev/bootstrap.sh)")

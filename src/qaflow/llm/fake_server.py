@@ -5,8 +5,11 @@ server, in process (``start()``/``stop()``/``url``) or as ``qaflow fake-llm serv
 knobs reproduce what real providers do under load: latency, a concurrency cap (excess
 requests queue FIFO, or get 503), a requests-per-minute quota over a sliding window (429
 with Retry-After, and Gemini's RetryInfo), and random 429/503/timeouts/malformed/400 drawn
-from ``seed`` and a per-request counter. Answers echo the question; quality is not the point.
-``GET /_stats`` counts what happened; ``POST /_reset`` clears the counts.
+from ``seed`` and a per-request counter. Given a data set (``references=``, or ``--references``
+on the command line), it answers the questions it holds with the offline simulator's quality
+model (:mod:`qaflow.llm.fake_quality`), so regeneration pays off as in ``qaflow run``; other
+questions get an echo of the question. ``GET /_stats`` counts what happened; ``POST /_reset``
+clears the counts (and the generations counted per question).
 
 Scripted mode replays exact replies, for reply shapes the knobs cannot make (an error object
 inside a 200, a stream, an HTML page, a 503 with an HTTP-date Retry-After):
@@ -32,6 +35,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from qaflow.llm.fake_quality import ReferenceBook
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +149,13 @@ def _reply(fmt: str, model: str, text: str, prompt_tokens: int, malformed: bool)
 
 class FakeLlmServer:
     """``FakeLlmServer(port=0, latency_ms=50, concurrency=4, rpm=600)``; knobs may be
-    replaced while it runs (``server.knobs = Knobs(...)``)."""
+    replaced while it runs (``server.knobs = Knobs(...)``). ``references`` makes the answers to
+    the questions it holds follow the offline simulator's quality model."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, references: ReferenceBook | None = None,
+                 **knobs: Any) -> None:
         self.host, self.port = host, port
+        self.references = references
         self.knobs = Knobs(**knobs)
         self._cond = threading.Condition()
         self._queue: collections.deque[object] = collections.deque()
@@ -207,12 +215,15 @@ class FakeLlmServer:
             self._by_format: collections.Counter[str] = collections.Counter()
             self._faults: collections.Counter[str] = collections.Counter()
             self._max_concurrent = self._in_flight
+        if self.references is not None:
+            self.references.reset()
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
             return {"total": sum(self._by_format.values()), "by_status": dict(self._by_status),
                     "by_format": dict(self._by_format), "faults": dict(self._faults),
                     "max_concurrent": self._max_concurrent, "in_flight": self._in_flight,
+                    "references": len(self.references) if self.references is not None else 0,
                     "knobs": {k: v for k, v in asdict(self.knobs).items() if k != "api_key"}}
 
     def _app(self, environ: Any, start_response: Any) -> Any:
@@ -340,4 +351,7 @@ class FakeLlmServer:
             return _error(fmt, 400, "request body is not a valid chat request")
         model = request.path[len(GEMINI_PREFIX):-len(GEMINI_SUFFIX)] if fmt == "gemini" else str(
             body.get("model", "fake"))
-        return _reply(fmt, model, _echo_answer(prompt), len(prompt.split()), fault == "malformed")
+        text = None
+        if self.references is not None and not fault:  # only answers the client receives count
+            text = self.references.answer(prompt)
+        return _reply(fmt, model, text or _echo_answer(prompt), len(prompt.split()), fault == "malformed")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from qaflow.core.errors import (
 from qaflow.core.settings import LlmSettings
 from qaflow.llm.base import LlmReply, LlmRequest
 from qaflow.llm.replies import Parsed, decode_body, error_in_body
+from qaflow.plumbing.sessions import SessionPool
 
 logger = logging.getLogger(__name__)
 
@@ -109,30 +109,23 @@ def malformed(provider: str, detail: str) -> PermanentLlmError:
     return PermanentLlmError(f"malformed reply: {detail} ({provider})")
 
 
+def _adapter() -> HTTPAdapter:
+    return HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
+
+
 class HttpClient:
-    """POSTs JSON with one ``requests.Session`` per calling thread (sessions are not
-    documented as thread-safe), so N calls in flight never share a connection pool."""
+    """POSTs JSON with one ``requests.Session`` per calling thread (:class:`SessionPool`), so
+    N calls in flight never share a connection pool."""
 
     def __init__(self, provider: str, *, connect_timeout_s: float, read_timeout_s: float,
                  secrets: Iterable[str] = ()) -> None:
         self._provider = provider
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._secrets = tuple(s for s in secrets if s)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
+        self._sessions = SessionPool(adapter=_adapter)
 
     def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            with self._lock:
-                self._sessions.append(session)
-            self._local.session = session
-        return session
+        return self._sessions.session()
 
     def post(self, url: str, payload: Any, headers: Mapping[str, str] | None = None
              ) -> tuple[int, Mapping[str, str], str, float]:
@@ -158,11 +151,7 @@ class HttpClient:
             return response.status_code, response.headers, text, latency_ms
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-            self._local = threading.local()
-        for session in sessions:
-            session.close()
+        self._sessions.close()
 
 
 def token_count(value: Any) -> int | None:

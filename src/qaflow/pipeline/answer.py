@@ -21,11 +21,11 @@ from qaflow.core import topics
 from qaflow.core.cost import PriceTable, call_cost_usd
 from qaflow.core.errors import LlmError, PermanentLlmError
 from qaflow.core.messages import MAX_ANSWER, AnswerMessage, CallRecord, Origin, QuestionMessage, RetryMessage
+from qaflow.core.outputs import Output, dead_letter
 from qaflow.core.retry import RetryPolicy, retry_topic
 from qaflow.core.text import repair
 from qaflow.llm.base import LlmProvider, LlmReply, LlmRequest
 from qaflow.llm.prompt import render_prompt, validate_template
-from qaflow.pipeline.outputs import Output, dead_letter
 
 logger = logging.getLogger(__name__)
 

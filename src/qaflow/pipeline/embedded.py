@@ -19,12 +19,14 @@ from qaflow.core.faults import FaultPolicy, keepalive_s
 from qaflow.core.messages import QuestionMessage, ResultMessage
 from qaflow.core.question import Question
 from qaflow.core.retry import RetryPolicy
+from qaflow.core.score_step import GatePolicy
 from qaflow.core.settings import EmbeddedSettings
+from qaflow.core.topology import ANSWER, RETRY, SCORE, STORAGE
 from qaflow.llm import make_provider
 from qaflow.llm.base import LlmProvider
 from qaflow.pipeline.answer import AnswerStage
 from qaflow.pipeline.retry_worker import RetryWorker
-from qaflow.pipeline.score import GatePolicy, ScoreStage
+from qaflow.pipeline.score import ScoreStage
 from qaflow.pipeline.storage import StorageStage
 from qaflow.pipeline.submit import Source, Submitter
 from qaflow.pipeline.summary import RunSummary
@@ -72,8 +74,8 @@ class EmbeddedPipeline:
         self.score_stage = ScoreStage(self.scorer, GatePolicy(s.threshold, s.max_generations))
         self.storage_stage = StorageStage(self.store, self.cache, s.cache_ttl_s)
         llm = ConcurrentWorker(
-            "llm",
-            bus.consumer("qaflow-llm-worker", [topics.QUESTIONS]),
+            ANSWER.label,
+            bus.consumer(ANSWER.group, list(ANSWER.inputs)),
             bus.producer(),
             self.answer_stage.handle,
             concurrency=s.llm_concurrency,
@@ -81,22 +83,22 @@ class EmbeddedPipeline:
             policy=policy,
         )
         score = Worker(
-            "score",
-            bus.consumer("qaflow-score", [topics.ANSWERS]),
+            SCORE.label,
+            bus.consumer(SCORE.group, list(SCORE.inputs)),
             bus.producer(),
             lambda batch: self.score_stage.handle_batch([m for _, m in batch]),
             max_records=s.scorer_batch_size,
             policy=policy,
         )
         retry = RetryWorker(
-            bus.consumer("qaflow-retry-worker", list(topics.RETRY_TOPICS)),
+            bus.consumer(RETRY.group, list(RETRY.inputs)),
             bus.producer(),
             s.max_delivery_attempts,
             policy=policy,
         )
         storage = Worker(
-            "storage",
-            bus.consumer("qaflow-storage-writer", [topics.RESULTS, topics.SCORES, topics.DEAD_LETTER, topics.CALLS]),
+            STORAGE.label,
+            bus.consumer(STORAGE.group, list(STORAGE.inputs)),
             bus.producer(),
             self._store_batch,
             max_records=512,

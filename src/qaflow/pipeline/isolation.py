@@ -20,7 +20,7 @@ from qaflow.core.messages import (
     ResultMessage,
     RetryMessage,
 )
-from qaflow.pipeline.outputs import Output, dead_letter
+from qaflow.core.outputs import Output, dead_letter
 
 logger = logging.getLogger(__name__)
 

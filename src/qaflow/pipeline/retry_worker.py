@@ -19,8 +19,8 @@ from qaflow.bus.base import Consumer, Producer, Record
 from qaflow.core.faults import Fault, FaultPolicy
 from qaflow.core.messages import Origin, RetryMessage
 from qaflow.core.offsets import OffsetTracker
-from qaflow.pipeline.outputs import Output
-from qaflow.pipeline.retry import is_due, release
+from qaflow.core.outputs import Output
+from qaflow.core.retry import is_due, release
 from qaflow.pipeline.worker import Abandoned, Worker, decode_records, origin_of
 
 Release = Callable[[RetryMessage, int, Origin], Output]

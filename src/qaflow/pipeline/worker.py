@@ -29,8 +29,8 @@ from qaflow.core.errors import BusError, InvalidMessageError
 from qaflow.core.faults import KEEPALIVE_MAX_S, Fault, FaultPolicy, classify, describe
 from qaflow.core.messages import DeadLetter, Origin, decode_for_topic
 from qaflow.core.offsets import OffsetTracker
+from qaflow.core.outputs import Output, dead_letter
 from qaflow.pipeline.isolation import bare_dead_letter, handling_dead_letter
-from qaflow.pipeline.outputs import Output, dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Worker:
             return 0
         ok, bad = decode_records(records, self.stage)
         if self.inline_dead_letters:
-            ok.extend((rec, DeadLetter.model_validate_json(out.value)) for rec, out in zip(records, bad, strict=False))
+            ok.extend((rec, out.message) for rec, out in zip(records, bad, strict=False))
             bad = []
         outputs, undone = self._handle(ok)
         again = {(u.tp, u.offset) for u in undone}
@@ -216,7 +216,8 @@ class Worker:
         if not self.inline_dead_letters:
             return [out]
         # The storage stage stores its dead letters itself; if even that fails, store a bare one.
-        dl = DeadLetter.model_validate_json(out.value)
+        dl = out.message
+        assert isinstance(dl, DeadLetter)
         for attempt in (dl, bare_dead_letter(dl, exc)):
             try:
                 return self.handle_batch([(rec, attempt)])

@@ -47,15 +47,17 @@ def figures(summary: RunSummary, scores: dict[str, list[float]], points: list[Th
     fig, ax = plt.subplots(figsize=(7, 3.6))
     xs = [p.threshold for p in points]
     ax.plot(xs, [p.first_pass_rate for p in points], label="pass rate, first answer")
-    replay = [p for p in points if p.final_pass_rate is not None]
-    ax.plot([p.threshold for p in replay], [p.final_pass_rate for p in replay], label="pass rate after regeneration")
+    # The study gives a point both replay figures or neither.
+    replay = [(p.threshold, p.final_pass_rate, p.calls_per_question) for p in points
+              if p.final_pass_rate is not None and p.calls_per_question is not None]
+    ax.plot([x for x, _, _ in replay], [rate for _, rate, _ in replay], label="pass rate after regeneration")
     ax.axvline(t, color="black", linestyle="--", label=f"run threshold {t:g}")
     ax.set(xlabel="threshold", ylabel="share of questions", ylim=(0, 1.02), title="Threshold study")
     if replay:
         ax2 = ax.twinx()
         ax2.plot(
-            [p.threshold for p in replay],
-            [p.calls_per_question for p in replay],
+            [x for x, _, _ in replay],
+            [calls for _, _, calls in replay],
             color="tab:red",
             alpha=0.7,
             label="LLM answers per question",

@@ -41,6 +41,16 @@ def _identity(body: Any, url: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in scorer.items()}
 
 
+def _finite(score: Any) -> bool:
+    """A JSON number that is a finite float; an integer too large for a float is not one."""
+    if not isinstance(score, int | float) or isinstance(score, bool):
+        return False
+    try:
+        return math.isfinite(score)
+    except OverflowError:  # math.isfinite(10**400): "int too large to convert to float"
+        return False
+
+
 class RemoteScorer:
     name = "remote"
 
@@ -72,11 +82,7 @@ class RemoteScorer:
         pairs = [{"candidate": c, "reference": r} for c, r in zip(candidates, references, strict=True)]
         body = self._call("POST", url, json={"pairs": pairs})
         scores = body.get("scores") if isinstance(body, dict) else None
-        if (
-            not isinstance(scores, list)
-            or len(scores) != len(pairs)
-            or not all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) for s in scores)
-        ):
+        if not isinstance(scores, list) or len(scores) != len(pairs) or not all(_finite(s) for s in scores):
             msg = f"{url}: expected {len(pairs)} finite scores, got {str(scores)[:EXCERPT_CHARS]}"
             raise _error(msg, retriable=False)
         self._identity = _identity(body, url)

@@ -23,6 +23,7 @@ from qaflow.bus.kafka import parse_url
 from qaflow.cache import open_cache
 from qaflow.core import topics
 from qaflow.core.settings import ApiSettings
+from qaflow.core.topology import API
 from qaflow.pipeline.submit import Submitter
 from qaflow.services.api.enqueue import BoundedProducer, BrokerProbe
 from qaflow.services.api.metrics import MeteredCache
@@ -107,7 +108,7 @@ class ApiBackends:
             bus = open_bus(s.bus_url, s.model_copy(update={"kafka_max_block_ms": max_block_ms}))
             bus.start()
             opened.append(bus)
-            bus.ensure_topics([topics.TopicSpec(topics.QUESTIONS, s.kafka_partitions, s.kafka_retention_ms)])
+            bus.ensure_topics([topics.TopicSpec(t, s.kafka_partitions, s.kafka_retention_ms) for t in API.outputs])
             probe = BrokerProbe(parse_url(s.bus_url)) if s.bus_url.startswith("kafka://") else None
             producer = BoundedProducer(bus.producer("qaflow-api"), s.enqueue_timeout_s, probe)
             producer.start()

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from qaflow.plumbing.redis_client import connect, unreachable_errors
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "qaflow:rpm:v1:"  # + "<provider>:<model>"
@@ -121,15 +123,8 @@ class RedisRpmLimiter:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        import redis
-
-        self._errors = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(
-            self.url,
-            socket_connect_timeout=self.socket_timeout_s,
-            socket_timeout=self.socket_timeout_s,
-            retry_on_timeout=False,
-        )
+        self._errors = unreachable_errors()
+        self._client = connect(self.url, timeout_s=self.socket_timeout_s)
         self._script = self._client.register_script(GCRA_RESERVE)
 
     def reserve(self) -> float:

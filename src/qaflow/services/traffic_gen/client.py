@@ -1,4 +1,5 @@
-"""Sending questions through the api and polling their status: one HTTP session per thread."""
+"""Sending questions through the api and polling their status: one HTTP session per thread
+(:class:`qaflow.plumbing.sessions.SessionPool`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import requests
 from prometheus_client import Counter, Histogram
 
 from qaflow.core.question import Question
+from qaflow.plumbing.sessions import SessionPool
 from qaflow.services.traffic_gen.report import TERMINAL, Report
 
 logger = logging.getLogger(__name__)
@@ -29,19 +31,10 @@ class ApiClient:
         self.api_url = api_url.rstrip("/")
         self.headers = {"X-API-Key": api_key} if api_key else {}
         self.timeout_s = timeout_s
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
+        self._sessions = SessionPool(headers=self.headers)
 
     def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers.update(self.headers)
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        return self._sessions.session()
 
     def submit(self, q: Question, run_id: str) -> tuple[str, float | None, dict[str, Any], float | None]:
         """(status code or ``error:<kind>``, latency in ms, the JSON reply or {}, Retry-After in s)."""
@@ -83,10 +76,7 @@ class ApiClient:
         return status if isinstance(status, str) else None
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for s in sessions:
-            s.close()
+        self._sessions.close()
 
 
 RETRY_CODES = frozenset({"429", "502", "503", "504"})
@@ -107,7 +97,8 @@ def send(client: ApiClient, report: Report, q: Question, run_id: str, repeat: bo
             break
         if stop is None:
             time.sleep(delay)
-    qid = data.get("id") if isinstance(data.get("id"), str) else q.id
+    named = data.get("id")
+    qid = named if isinstance(named, str) else q.id
     if qid != q.id:
         logger.warning("the api named question %s %s; ids differ between client and api", q.id, qid)
     status = data.get("status") if isinstance(data.get("status"), str) else None

@@ -1,9 +1,11 @@
-"""Every service's command, port and environment, as its container runs it, in one table.
+"""Every service as a local process: its command, local port and environment.
 
 ``qaflow dev up --services`` and the end-to-end tests start services from here, so a
 process started locally gets the same command and the same ``QAFLOW_*`` variables as its
-container (see ``global.contract.services`` in ``charts/qaflow/values.yaml``). Only the
-port differs: each service gets its own locally, where in the cluster each pod has 9100.
+container. Which backend URLs each service gets comes from :mod:`qaflow.core.topology`
+(the one declaration of the wiring; the chart's ``global.contract.services`` is checked
+against it by ``tests/charts/test_chart_topology.py``). Only the port differs: each service
+gets its own locally, where in the cluster each pod has 9100.
 
 :class:`ServiceProcess` runs one entry: spawn with a log file, wait for ``/readyz``, stop
 with SIGTERM (then SIGKILL), or kill outright.
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qaflow.core import topology
+from qaflow.core.topology import Stage
 from qaflow.devstack.process import terminate
 
 logger = logging.getLogger(__name__)
@@ -40,30 +44,37 @@ class ServiceSpec:
     job: bool = False  # runs to completion (no /readyz to wait for)
     ready_path: str = "/readyz"
 
+    @classmethod
+    def of(cls, stage: Stage, command: tuple[str, ...], port: int, **kwargs: Any) -> ServiceSpec:
+        """The process of ``stage``: its name and backend URLs from the topology."""
+        return cls(stage.service, command, port, stage.url_backends, **kwargs)
+
 
 def _gunicorn(app: str) -> tuple[str, ...]:
     conf, factory = f"python:qaflow.services.{app}.gunicorn_conf", f"qaflow.services.{app}.app:create_app()"
     return ("gunicorn", "--config", conf, factory)
 
 
+def _module(stage: Stage) -> tuple[str, ...]:
+    """``python -m qaflow.services.<service>``: the service name with ``_`` for ``-``."""
+    return ("python", "-m", f"qaflow.services.{stage.service.replace('-', '_')}")
+
+
 SERVICES: dict[str, ServiceSpec] = {
     s.name: s
     for s in (
-        ServiceSpec("api", _gunicorn("api"), 8000, ("bus", "store", "cache"), multiproc=True),
-        ServiceSpec("scorer", _gunicorn("scorer"), 8001, multiproc=True),
-        ServiceSpec("dashboard", _gunicorn("dashboard"), 8002, ("store", "cache"), multiproc=True),
-        # The cache URL reaches the llm-worker for the Redis-shared QAFLOW_RPM_LIMIT.
-        ServiceSpec("llm-worker", ("python", "-m", "qaflow.services.llm_worker"), 9101, ("bus", "cache")),
-        ServiceSpec("retry-worker", ("python", "-m", "qaflow.services.retry_worker"), 9102, ("bus",)),
-        ServiceSpec("score-worker", ("python", "-m", "qaflow.services.score_worker"), 9103, ("bus",)),
-        ServiceSpec(
-            "storage-writer", ("python", "-m", "qaflow.services.storage_writer"), 9104, ("bus", "store", "cache")
-        ),
-        ServiceSpec("traffic-gen", ("python", "-m", "qaflow.services.traffic_gen"), 9105, job=True),
+        ServiceSpec.of(topology.API, _gunicorn("api"), 8000, multiproc=True),
+        ServiceSpec.of(topology.SCORER, _gunicorn("scorer"), 8001, multiproc=True),
+        ServiceSpec.of(topology.DASHBOARD, _gunicorn("dashboard"), 8002, multiproc=True),
+        ServiceSpec.of(topology.ANSWER, _module(topology.ANSWER), 9101),
+        ServiceSpec.of(topology.RETRY, _module(topology.RETRY), 9102),
+        ServiceSpec.of(topology.SCORE, _module(topology.SCORE), 9103),
+        ServiceSpec.of(topology.STORAGE, _module(topology.STORAGE), 9104),
+        ServiceSpec.of(topology.TRAFFIC_GEN, _module(topology.TRAFFIC_GEN), 9105, job=True),
     )
 }
-# The loop without the PyFlink job: the score-worker stands in for it.
-PIPELINE = ("api", "llm-worker", "retry-worker", "score-worker", "storage-writer")
+# The loop without the PyFlink job: the score-worker stands in for the score-job.
+PIPELINE = tuple(s.service for s in (topology.API, topology.ANSWER, topology.RETRY, topology.SCORE, topology.STORAGE))
 # Not a qaflow service: the fake LLM (a simulator) for local runs; knobs go in extra arguments.
 FAKE_LLM = ServiceSpec("fake-llm", ("qaflow", "fake-llm", "serve"), 8099, ready_path="/_stats")
 

@@ -1,0 +1,74 @@
+"""The score-worker's own part: the scorer, batched scoring and routing, and its metrics.
+
+Built by :func:`qaflow.services.service.run_service` from :data:`qaflow.core.topology.SCORE`.
+The per-question state lives in memory (see the package's ``__main__``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from qaflow.core import topics
+from qaflow.core.messages import ScoreRecord
+from qaflow.core.outputs import Output
+from qaflow.core.score_step import GatePolicy
+from qaflow.pipeline.score import ScoreStage
+from qaflow.pipeline.worker import Decoded, Worker
+from qaflow.scoring import make_scorer
+from qaflow.services.service import Built, ServiceContext
+
+logger = logging.getLogger("qaflow.services.score_worker")
+
+ROUTED = Counter("qaflow_score_routed_total", "Scored answers, by where they went.", ["route"])
+DUPLICATES = Counter("qaflow_score_duplicates_total", "Re-delivered answers dropped.")
+SCORES = Histogram("qaflow_score_value", "Scores given.", buckets=[i / 10 for i in range(1, 11)])
+BATCH_SECONDS = Histogram("qaflow_score_batch_seconds", "Time to score and route one batch.")
+BATCH_SIZE = Histogram(
+    "qaflow_score_batch_size", "Answers per scored batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+TRACKED = Gauge("qaflow_score_tracked_questions", "Questions whose state is held in memory.")
+ROUTES = {topics.RESULTS: "result", topics.QUESTIONS: "regenerate"}
+
+
+def build(ctx: ServiceContext) -> Built:
+    s = ctx.settings
+    scorer = make_scorer(s)
+    scorer.start()
+    stage = ScoreStage(scorer, GatePolicy(s.threshold, s.max_generations))
+    TRACKED.set_function(lambda: len(stage.state))
+
+    def score(batch: list[Decoded]) -> list[Output]:
+        started = time.perf_counter()
+        duplicates = stage.stats.duplicates
+        out = stage.handle_batch([m for _, m in batch])
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        BATCH_SIZE.observe(len(batch))
+        DUPLICATES.inc(stage.stats.duplicates - duplicates)
+        for o in out:
+            if o.topic in ROUTES:
+                ROUTED.labels(ROUTES[o.topic]).inc()
+            elif isinstance(o.message, ScoreRecord):
+                SCORES.observe(o.message.score)
+        return out
+
+    worker = Worker(
+        ctx.stage.label,
+        ctx.consumer(),
+        ctx.producer(),
+        score,
+        max_records=s.scorer_batch_size,
+        policy=ctx.policy,
+        stop=ctx.stop,
+    )
+    ctx.probes.details["scorer"] = s.scorer
+    logger.info(
+        "scoring with %s in batches of up to %d; threshold %.2f, at most %d generations",
+        scorer.identity,
+        s.scorer_batch_size,
+        s.threshold,
+        s.max_generations,
+    )
+    return Built(worker, closers=(scorer,))
