@@ -7,11 +7,12 @@ from pydantic.fields import FieldInfo
 
 from qaflow.cli.common import friendly_errors
 from qaflow.core import settings as settings_mod
-from qaflow.core.settings import PREFIX, load
+from qaflow.core.settings import PREFIX, field_help, load
 
 # Groups in the order a reader meets them; service classes registered later are appended.
 GROUPS = [
     ("Pipeline (quality gate)", settings_mod.PipelineSettings),
+    ("Run", settings_mod.RunSettings),
     ("Retries", settings_mod.RetrySettings),
     ("LLM", settings_mod.LlmSettings),
     ("Scorer", settings_mod.ScorerSettings),
@@ -52,7 +53,7 @@ def markdown() -> str:
         lines += [f"## {title}", "", "| variable | default | meaning |", "|---|---|---|"]
         for name in names:
             info = cls.model_fields[name]
-            desc = (info.description or "").replace("|", "\\|")
+            desc = field_help(name, info).replace("|", "\\|")
             lines.append(f"| `{PREFIX}{name.upper()}` | {_default(info)} | {desc} |")
         lines.append("")
     lines += ["## Tooling (read by scripts and tests, not by services)", "", "| variable | meaning |", "|---|---|"]
