@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -195,6 +195,8 @@ class BackendSettings(_Group):
 class EmbeddedSettings(PipelineSettings, RunSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings):
     """``qaflow run``: every stage in one process."""
 
+    service: ClassVar[str] = "embedded"
+
     @model_validator(mode="after")
     def _calls_fit_poll_interval(self) -> EmbeddedSettings:
         # One thread steps every stage: while it waits for the LLM calls in flight, the other
@@ -236,9 +238,29 @@ def variables_of(cls: type[BaseSettings]) -> set[str]:
     return {PREFIX + name.upper() for name in cls.model_fields} | set(TOOLING_VARIABLES)
 
 
+def services() -> dict[str, type[BaseSettings]]:
+    """Service name (the chart's component name) -> the settings class it loads."""
+    return {getattr(cls, "service", cls.__name__): cls for cls in _REGISTRY}
+
+
 def known_variables() -> set[str]:
     """Every variable some service reads (the union over the registered settings classes)."""
     return set().union(*(variables_of(cls) for cls in _REGISTRY))
+
+
+def for_service(environ: Mapping[str, str], service: str) -> dict[str, str]:
+    """``environ`` without the ``QAFLOW_*`` variables that only services other than ``service`` read.
+
+    What a launcher (dev stack, tests) may hand a service it starts with a shared configuration;
+    names no service reads stay, so a typo still stops the service. An unknown ``service`` (not a
+    qaflow service, e.g. the fake LLM) gets ``environ`` unchanged.
+    """
+    cls = services().get(service)
+    if cls is None:
+        return dict(environ)
+    own, known = variables_of(cls), known_variables()
+    return {k: v for k, v in environ.items()
+            if not k.upper().startswith(PREFIX) or k.upper() in own or k.upper() not in known}
 
 
 def _unknown(environ: Mapping[str, str], cls: type[BaseSettings]) -> list[str]:
@@ -247,8 +269,10 @@ def _unknown(environ: Mapping[str, str], cls: type[BaseSettings]) -> list[str]:
 
 
 def _hint(name: str, own: set[str]) -> str:
-    close = difflib.get_close_matches(name.upper(), own, n=1)
     elsewhere = "only other services read it" if name.upper() in known_variables() else ""
+    # A variable meant for another service is no typo: hint only at a really close own name.
+    candidates = own - set(TOOLING_VARIABLES) if elsewhere else own
+    close = difflib.get_close_matches(name.upper(), candidates, n=1, cutoff=0.85 if elsewhere else 0.6)
     said = "; ".join(x for x in (elsewhere, f"did you mean {close[0]}?" if close else "") if x)
     return f"{name} ({said})" if said else name
 
@@ -308,6 +332,8 @@ class ServiceSettings(_Group):
 class ApiSettings(RunSettings, BackendSettings, ServiceSettings):
     """api: submit questions, read results and statistics."""
 
+    service: ClassVar[str] = "api"
+
     http_port: int = Field(8000, ge=1, le=65535, description="Port the api listens on.")
     api_key: SecretStr | None = Field(None, description="When set, POST requests need the header X-API-Key with this value.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body accepted (413 above).")
@@ -326,6 +352,8 @@ class ApiSettings(RunSettings, BackendSettings, ServiceSettings):
 @register
 class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings):
     """llm-worker: answer questions with bounded concurrency and adaptive rate limiting."""
+
+    service: ClassVar[str] = "llm-worker"
 
     rpm_limit: int = Field(0, ge=0, description="Requests per minute for all replicas together (shared through Redis); 0 = no limit.")
     aimd_min_concurrency: int = Field(1, ge=1, description="Concurrency never drops below this on 429s.")
@@ -348,6 +376,8 @@ class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSet
 class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, ServiceSettings):
     """retry-worker: re-publish failed calls when their delay has passed."""
 
+    service: ClassVar[str] = "retry-worker"
+
     retry_max_waiting: int = Field(10_000, ge=1, description="Records held in memory before the worker pauses its partitions.")
 
 
@@ -355,12 +385,16 @@ class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, Serv
 class StorageWriterSettings(BackendSettings, ServiceSettings):
     """storage-writer: persist results, history and dead letters; fill the cache."""
 
+    service: ClassVar[str] = "storage-writer"
+
     storage_batch_size: int = Field(500, ge=1, le=10_000, description="Records written per transaction at most.")
 
 
 @register
 class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, ServiceSettings):
     """score-worker: the in-process score stage as a process (the PyFlink job replaces it in the cluster)."""
+
+    service: ClassVar[str] = "score-worker"
 
     @model_validator(mode="after")
     def _scoring_fits_poll_interval(self) -> ScoreWorkerSettings:
@@ -381,6 +415,8 @@ class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, Ser
 class ScorerServiceSettings(ScorerSettings, ServiceSettings):
     """scorer: BERTScore as a service, so the model can run on its own (GPU) nodes."""
 
+    service: ClassVar[str] = "scorer"
+
     http_port: int = Field(8001, ge=1, le=65535, description="Port the scorer listens on.")
     scorer_max_batch: int = Field(256, ge=1, le=10_000, description="Most pairs accepted in one request (413 above).")
 
@@ -388,6 +424,8 @@ class ScorerServiceSettings(ScorerSettings, ServiceSettings):
 @register
 class TrafficGenSettings(RunSettings, ServiceSettings):
     """traffic-gen: submit a data set through the api at a rate."""
+
+    service: ClassVar[str] = "traffic-gen"
 
     traffic_api_url: str = Field("http://localhost:8000", description="Base URL of the api.")
     traffic_api_key: SecretStr | None = Field(None, description="Sent as X-API-Key when the api requires a key.")
@@ -406,6 +444,8 @@ class TrafficGenSettings(RunSettings, ServiceSettings):
 class DashboardSettings(BackendSettings, ServiceSettings):
     """dashboard: a live page of throughput, latency, scores, attempts and the loop."""
 
+    service: ClassVar[str] = "dashboard"
+
     http_port: int = Field(8002, ge=1, le=65535, description="Port the dashboard listens on.")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="How often the page refreshes its figures.")
     dashboard_api_url: str = Field("", description="Base URL of the api; its /v1/stats gives the cache hit rate shown. Empty: not shown.")
@@ -419,6 +459,8 @@ DeliveryGuarantee = Literal["at-least-once", "exactly-once"]
 @register
 class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
     """score-job: the PyFlink job that scores answers and routes them (its own options)."""
+
+    service: ClassVar[str] = "score-job"
 
     flink_group_id: str = Field("qaflow-score-job", min_length=1, description="Kafka consumer group of the source.")
     flink_starting_offsets: StartingOffsets = Field(
