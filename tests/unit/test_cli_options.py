@@ -26,7 +26,9 @@ COMMANDS: list[tuple[type[BaseSettings], list[opts.Option]]] = [
 
 
 @pytest.mark.parametrize(("cls", "options"), COMMANDS)
-def test_help_names_the_variable_and_the_fields_own_default(cls: type[BaseSettings], options: list[opts.Option]) -> None:
+def test_help_names_the_variable_and_the_fields_own_default(
+    cls: type[BaseSettings], options: list[opts.Option]
+) -> None:
     for option in options:
         text = opts.option_help(cls, option)
         info = cls.model_fields[option.field]

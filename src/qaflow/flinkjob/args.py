@@ -150,7 +150,7 @@ def _bootstrap(url: str) -> str:
 def kafka_properties(settings: BackendSettings) -> dict[str, str]:
     """Java Kafka client security options (the shaded client of the SQL connector jar)."""
     protocol = settings.kafka_security_protocol
-    props = {"security.protocol": protocol}
+    props: dict[str, str] = {"security.protocol": protocol}
     if protocol.startswith("SASL_"):
         # The settings already checked the mechanism and that the credentials are there.
         mechanism = settings.kafka_sasl_mechanism
