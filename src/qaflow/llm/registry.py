@@ -21,5 +21,4 @@ FAMILY = Family("llm_provider", (
            default_model="llama3.2", default_url="http://localhost:11434"),
     Plugin("openai", "qaflow.llm.openai:OpenAiClient", "any OpenAI-compatible server: OpenAI, vLLM, llama.cpp",
            default_model="gpt-4o-mini", default_url="https://api.openai.com"),
-    Plugin("echo", "qaflow.llm.echo:EchoProvider", "a fake that repeats the title", default_model="echo-1"),
 ))
