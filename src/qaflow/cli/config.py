@@ -84,8 +84,8 @@ def chart_variables() -> str:
     for name in sorted(services):
         own = sorted(PREFIX + f.upper() for f in services[name].model_fields)
         every.update(own)
-        lines += [f"{name}:", *(f"  - {v}" for v in own)]
-    lines += ["_all:", *(f"  - {v}" for v in sorted(every)), "{{- end -}}", ""]
+        lines.append(f"{name}: [{', '.join(own)}]")
+    lines += [f"_all: [{', '.join(sorted(every))}]", "{{- end -}}", ""]
     return "\n".join(lines)
 
 
