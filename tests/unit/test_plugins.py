@@ -65,7 +65,7 @@ def test_provider_defaults_come_from_the_registry() -> None:
     ],
 )
 def test_plugin_choices_and_needs_fail_fast(env: dict[str, str], message: str) -> None:
-    assert plugins.family("llm_provider").choices().startswith("'offline', 'gemini', 'ollama', 'openai'")
+    assert plugins.family("llm_provider").names()[:4] == ("offline", "gemini", "ollama", "openai")
     with pytest.raises(ConfigError) as err:
         load(EmbeddedSettings, env)
     assert message in str(err.value)
