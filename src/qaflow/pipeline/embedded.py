@@ -37,6 +37,7 @@ from qaflow.store import open_store
 logger = logging.getLogger(__name__)
 
 CHUNK = 128
+QUIET_POLL_S = 0.02  # poll wait of each stage after a round that moved nothing (real bus only)
 Progress = Callable[[int, int | None], None]  # (finished, total or None while unknown)
 
 
@@ -185,13 +186,17 @@ class EmbeddedPipeline:
         in_memory = self.s.bus_url.startswith("memory://")
         stall_limit_s = 0.0 if in_memory else 180.0
         last_progress = time.monotonic()
+        wait = 0.0
         while len(self._pending) >= until_pending_below:
             # Let the LLM stage take everything it can first, so the scorer gets full batches.
-            wait = 0.0 if in_memory else 0.1
+            # No poll waits while records flow (each stage's wait used to idle the loop, issue 13);
+            # a real bus gets a short one only after a round that moved nothing.
             moved = self._drain(llm) + sum(w.step(wait) for w in (score, retry, storage))
             if moved:
+                wait = 0.0
                 last_progress = time.monotonic()
                 continue
+            wait = 0.0 if in_memory else QUIET_POLL_S
             due = retry.next_due()
             if due is not None:
                 time.sleep(max(0.0, min(1.0, due - time.time())))

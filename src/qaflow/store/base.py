@@ -52,6 +52,9 @@ class Store(Protocol):
 
     def get_result(self, question_id: str) -> ResultMessage | None: ...
 
+    def get_results(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        """The stored results of ``question_ids`` that have one, by id, in one query."""
+
     def get_attempts(self, question_id: str) -> list[ScoreRecord]: ...
 
     def status(self, question_id: str) -> Status | None:
