@@ -27,6 +27,7 @@ from qaflow.pipeline.retry_worker import RetryWorker
 from qaflow.pipeline.score import GatePolicy, ScoreStage
 from qaflow.pipeline.storage import StorageStage
 from qaflow.pipeline.submit import Source, Submitter
+from qaflow.pipeline.submit_many import submit_many
 from qaflow.pipeline.summary import RunSummary
 from qaflow.pipeline.worker import ConcurrentWorker, Decoded, Worker
 from qaflow.scoring import make_scorer
@@ -158,11 +159,11 @@ class EmbeddedPipeline:
     def _submit(
         self, chunk: list[Question], submitter: Submitter, summary: RunSummary, ids: list[str], total: int | None
     ) -> None:
-        for q in chunk:
-            msg = QuestionMessage.new(
-                q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id
-            )
-            sub = submitter.submit(msg)
+        messages = [
+            QuestionMessage.new(q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id)
+            for q in chunk
+        ]
+        for sub in submit_many(submitter, messages):  # one store read and one flush per chunk
             summary.questions += 1
             ids.append(sub.question_id)
             if sub.source in (Source.CACHE, Source.STORE):
