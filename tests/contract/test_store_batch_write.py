@@ -122,3 +122,17 @@ def test_postgres_writes_a_batch_in_one_statement_per_table(pg_url: str, monkeyp
         assert store.stats().attempts == 100 and store.stats().dead_letters == 100
     finally:
         store.close()
+
+
+def test_record_questions_is_record_question_for_many(store: SqlStore) -> None:
+    from tests.contract.test_store_contract import q
+
+    store.record_question(q("known"))
+    store.write(WriteBatch(results=[result("answered", Status.VALIDATED, 0.9)]))
+    chunk = [q("known"), q("new 1"), q("answered"), q("new 2"), q("new 1")]
+    # "answered" has a result but was never recorded: record_question would say True too.
+    assert store.record_questions(chunk) == {question_id("new 1"), question_id("new 2"), question_id("answered")}
+    assert store.record_questions(chunk) == set()
+    assert [store.record_question(m) for m in chunk] == [False] * 5
+    assert store.record_questions([]) == set()
+    assert store.stats().questions == 4

@@ -1,10 +1,11 @@
 """Submitting a chunk of questions at once (``qaflow run``): the decisions of
 :meth:`Submitter.submit` for each question, with the round trips of the chunk shared.
 
-Per question, ``Submitter.submit`` reads the store and flushes the producer: over real
-backends, ``qaflow run`` spent most of its submission time waiting on those round trips
-(issue 13, item 2). Here the store is read once for the chunk (``Store.get_results``) and the
-producer flushed once, after every new question was sent. If the flush fails, every question
+Per question, ``Submitter.submit`` reads the store, records the question and flushes the
+producer: over real backends, ``qaflow run`` spent most of its submission time waiting on
+those round trips (issue 13, item 2). Here the store is read once for the chunk
+(``Store.get_results``), the new questions recorded in one statement (``Store.record_questions``)
+and the producer flushed once, after every new question was sent. If the flush fails, every question
 of the chunk is released (so a later submission enqueues it again) and the error is raised,
 as ``Submitter.submit`` does for one question.
 """
@@ -25,11 +26,13 @@ def submit_many(submitter: Submitter, questions: Sequence[QuestionMessage]) -> l
     """One :class:`Submission` per question, in order (a repeat within the chunk is ``IN_FLIGHT``).
 
     Raises what the producer's ``flush`` raises (a :class:`~qaflow.core.errors.DeliveryError`),
-    after releasing the chunk's new questions.
+    after releasing the questions it recorded.
     """
     store, cache = submitter.store, submitter.cache
     hits = {q.question_id: hit for q in questions if (hit := cache.get(q.question_id)) is not None}
     stored = store.get_results([q.question_id for q in questions if q.question_id not in hits])
+    answered = hits.keys() | stored.keys()
+    recorded = store.record_questions([q for q in questions if q.question_id not in answered])
     out: list[Submission] = []
     sent: list[str] = []
     try:
@@ -44,7 +47,7 @@ def submit_many(submitter: Submitter, questions: Sequence[QuestionMessage]) -> l
                     cache.put(result, submitter.ttl_s)  # refill
                 out.append(Submission(qid, Source.STORE, result.status, result))
                 continue
-            if not store.record_question(q):
+            if qid not in recorded or qid in sent:
                 out.append(Submission(qid, Source.IN_FLIGHT, store.status(qid) or Status.QUEUED))
                 continue
             sent.append(qid)
@@ -53,7 +56,7 @@ def submit_many(submitter: Submitter, questions: Sequence[QuestionMessage]) -> l
         if sent:
             submitter.producer.flush()
     except Exception:
-        for qid in sent:  # else they would wait STALE_QUEUED_S before a re-enqueue
+        for qid in sorted(recorded):  # else they would wait STALE_QUEUED_S before a re-enqueue
             store.release_question(qid)
         raise
     logger.debug("enqueued %d of %d questions", len(sent), len(questions))

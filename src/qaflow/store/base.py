@@ -44,6 +44,9 @@ class Store(Protocol):
     def record_question(self, question: QuestionMessage) -> bool:
         """Remember a submitted question. True only for the first submission of its id."""
 
+    def record_questions(self, questions: Sequence[QuestionMessage]) -> set[str]:
+        """``record_question`` for many at once: the ids that were first submissions (a repeat counts once)."""
+
     def release_question(self, question_id: str) -> None:
         """Forget that a question was enqueued (its enqueue failed), so it is enqueued again."""
 

@@ -243,6 +243,30 @@ class SqlStore:
             )
             return bool(cur.rowcount == 1)
 
+    def record_questions(self, questions: Sequence[QuestionMessage]) -> set[str]:
+        """:meth:`record_question` for many questions in one statement per 500: the ids recorded
+        now (first submissions, and stale ones enqueued again). A repeated id counts once."""
+        qs = first_by((repaired(q) for q in questions), lambda q: q.question_id)
+        recorded: set[str] = set()
+        now = time.time()
+        for start in range(0, len(qs), 500):
+            part = qs[start : start + 500]
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+            sql = f"""INSERT INTO questions (question_id, title, content, reference_answer, category, run_id,
+                                            submitted_at, enqueued_at)
+                      VALUES {rows}
+                      ON CONFLICT (question_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
+                      WHERE questions.enqueued_at < ?
+                        AND NOT EXISTS (SELECT 1 FROM results r WHERE r.question_id = questions.question_id)
+                      RETURNING question_id"""
+            params = [v for q in part for v in (q.question_id, q.title, q.content, q.reference_answer, q.category,
+                                                q.run_id, q.submitted_at, now)]
+            with self.transaction() as conn:
+                cur = conn.cursor()
+                cur.execute(self._q(sql), (*params, now - STALE_QUEUED_S))
+                recorded.update(str(row[0]) for row in cur.fetchall())
+        return recorded
+
     def release_question(self, question_id: str) -> None:
         """Undo ``record_question`` after a failed enqueue, so the next submission enqueues it."""
         with self.transaction() as conn:
