@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 128
 QUIET_POLL_S = 0.02  # poll wait of each stage after a round that moved nothing (real bus only)
+COMMIT_INTERVAL_S = 0.25  # real bus: offsets committed at most this often (and when a stage is idle)
 Progress = Callable[[int, int | None], None]  # (finished, total or None while unknown)
 
 
@@ -129,6 +130,8 @@ class EmbeddedPipeline:
         submitter = Submitter(self.store, self.cache, producer, self.s.cache_ttl_s)
         workers = self._workers()
         for w in workers:
+            if not self.s.bus_url.startswith("memory://"):
+                w.commit_interval_s = COMMIT_INTERVAL_S  # a broker round trip per step was a tenth of the run
             w.start()
         self.store.start_run(self.run_id, self._config())
         summary = RunSummary(run_id=self.run_id, threshold=self.s.threshold, max_generations=self.s.max_generations)
