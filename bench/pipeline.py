@@ -325,7 +325,8 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
     tag = f"{kind.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
     store = servers.database(f"bench_{tag}")
     prefix = f"bench-{tag}."
-    backends = Backends(f"kafka://{servers.bootstrap}", store, servers.cache(), prefix)
+    store_url = f"{store}?{a.store_query}" if a.store_query else store  # e.g. the api's pool sizes
+    backends = Backends(f"kafka://{servers.bootstrap}", store_url, servers.cache(), prefix)
     config = {**COMMON, "QAFLOW_KAFKA_PARTITIONS": str(a.partitions), **dict(a.env)}
     with ExitStack() as stack:
         if kind == "backend":
@@ -413,6 +414,7 @@ def embedded(dataset: Path, root: Path, a: argparse.Namespace, profile: Profiler
 def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: int = 3, clients: int = 16,
         bootstrap: str | None = None, pg_url: str | None = None, redis_url: str | None = None,
         profile_dir: Path | None = None, env: dict[str, str] | None = None, max_s: float = 600.0,
+        store_query: str = "",
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Runs the chosen scenarios in order on the same ``questions`` questions; returns figures and ratios.
 
@@ -420,7 +422,8 @@ def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: i
     of every scenario would land in it. Raises ``TimeoutError`` when a scenario does not finish
     within ``max_s``.
     """
-    a = argparse.Namespace(partitions=partitions, clients=clients, env=env or {}, max_s=max_s)
+    a = argparse.Namespace(partitions=partitions, clients=clients, env=env or {}, max_s=max_s,
+                           store_query=store_query)
     out: dict[str, Any] = {
         "questions": questions, "partitions": partitions, "clients": clients, "cpus": os.cpu_count(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scenarios": {},
@@ -446,6 +449,8 @@ def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: i
                 res = services_run(name, servers, dataset, qs, root / "logs", a, prof)
             out["scenarios"][name] = res
             log(f"{name}: {res['questions_per_s']} q/s in {res['elapsed_s']} s, load {res['load_after']}")
+    for res in out["scenarios"].values():  # CPU per question: steadier than rates on a shared machine
+        res["cpu_ms_per_question"] = round(1000 * sum(res["cpu_s"].values()) / questions, 2)
     out["ratios"] = ratios(out["scenarios"])
     return out
 
@@ -464,15 +469,15 @@ def ratios(sc: dict[str, Any]) -> dict[str, float]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| setup | questions/s | elapsed s | ratio to embedded | load before → after | CPU s (top) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| setup | questions/s | elapsed s | ratio to embedded | load before → after | CPU ms/question "
+             "| CPU s (top) |", "|---|---|---|---|---|---|---|"]
     sc = result["scenarios"]
     base = sc.get("embedded", {}).get("questions_per_s")
     for name, r in sc.items():
         ratio = f"{r['questions_per_s'] / base:.2f}" if base else "-"
         cpu = ", ".join(f"{k} {v}" for k, v in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1])[:6])
         lines.append(f"| {name} | {r['questions_per_s']} | {r['elapsed_s']} | {ratio} | "
-                     f"{r['load_before']} → {r['load_after']} | {cpu} |")
+                     f"{r['load_before']} → {r['load_after']} | {r.get('cpu_ms_per_question', '-')} | {cpu} |")
     return "\n".join(lines)
 
 
@@ -488,13 +493,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--redis-url", help="redis://host:port (default: start one); databases 1, 2... are used")
     p.add_argument("--profile", type=Path, default=None, help="Record every process with py-spy into this directory")
     p.add_argument("--env", nargs="*", default=[], metavar="VAR=VALUE", help="Extra QAFLOW_* settings, every process")
+    p.add_argument("--store-query", default="",
+                   help="Query string added to the services' store URL, e.g. pool_min=8&pool_max=8 (the api's pool)")
     p.add_argument("--max-s", type=float, default=600.0, help="Give up a setup after this long (default 600)")
     p.add_argument("--output", type=Path, default=RESULTS, help="JSON result path ('-' for none)")
     p.add_argument("--json", action="store_true", help="Print the result as JSON instead of a table")
     a = p.parse_args(argv)
     env = dict(kv.split("=", 1) for kv in a.env)
     result = run(a.questions, a.only, partitions=a.partitions, clients=a.clients, bootstrap=a.bootstrap,
-                 redis_url=a.redis_url, profile_dir=a.profile, env=env, max_s=a.max_s)
+                 redis_url=a.redis_url, profile_dir=a.profile, env=env, max_s=a.max_s, store_query=a.store_query)
     if str(a.output) != "-":
         a.output.parent.mkdir(parents=True, exist_ok=True)
         a.output.write_text(json.dumps(result, indent=2) + "\n")
