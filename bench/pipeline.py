@@ -236,7 +236,7 @@ def wait_results(store_url: str, n: int, max_s: float, on_tick: Callable[[], Non
 def qaflow_run(dataset: Path, env: dict[str, str], args: Sequence[str], servers: dict[str, int],
                profile: Profiler, timeout_s: float) -> dict[str, Any]:
     """``qaflow run --json``: its summary, wall time and CPU (the run and the servers)."""
-    from qaflow.services.catalog import base_environment, executable
+    from qaflow.devstack.catalog import base_environment, executable
 
     cmd = [executable("qaflow"), "run", "--dataset", str(dataset), "--scorer", "lexical", "--llm", "offline",
            "--json", *args]
@@ -274,8 +274,8 @@ def qaflow_run(dataset: Path, env: dict[str, str], args: Sequence[str], servers:
 
 def start_services(names: Sequence[str], backends: Any, logs: Path, config: dict[str, str],
                    stack: ExitStack) -> dict[str, Any]:
+    from qaflow.devstack.catalog import SERVICES, ServiceProcess, environment
     from qaflow.devstack.ports import free_port
-    from qaflow.services.catalog import SERVICES, ServiceProcess, environment
 
     procs: dict[str, Any] = {}
     for name in names:
@@ -320,7 +320,7 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
     """``backend`` (a backlog, drained by the workers) or ``e2e`` (POSTed to the api)."""
     import requests
 
-    from qaflow.services.catalog import Backends
+    from qaflow.devstack.catalog import Backends
 
     tag = f"{kind.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
     store = servers.database(f"bench_{tag}")
