@@ -17,6 +17,7 @@ import random
 import sys
 import time
 
+from qaflow.core import plugins
 from qaflow.core.settings import ScorerSettings
 from qaflow.scoring import make_scorer
 
@@ -96,7 +97,7 @@ def run(scorer_name: str, batch_sizes: list[int], n_pairs: int, overrides: dict[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scorer", default="bertscore", choices=["bertscore", "lexical", "remote"])
+    parser.add_argument("--scorer", default="bertscore", choices=plugins.family("scorer").names())
     parser.add_argument("--batch-sizes", default="1,16,64", help="comma-separated pairs per call (default 1,16,64)")
     parser.add_argument("--pairs", type=int, default=128, help="pairs scored per batch size (default 128)")
     parser.add_argument("--model", default=None, help="QAFLOW_SCORER_MODEL: local directory or Hugging Face id")

@@ -51,9 +51,10 @@ def test_defaults_and_overrides() -> None:
     cfg = job_args.parse(BOOT, environ={})
     assert cfg.bootstrap_servers == "k1:9092,k2:9093"
     assert cfg.policy == GatePolicy(threshold=0.8, max_generations=3)
-    assert cfg.batch_size == 64 and cfg.batch_wait_ms == 1000
+    assert cfg.batch_size == 64 and cfg.settings.flink_batch_wait_ms == 1000
     assert cfg.checkpoint_interval_ms is None  # the cluster's, else 10 s
-    assert cfg.starting_offsets == "committed-or-earliest" and cfg.delivery_guarantee == "at-least-once"
+    assert (cfg.settings.flink_starting_offsets == "committed-or-earliest"
+            and cfg.settings.flink_delivery_guarantee == "at-least-once")
     assert cfg.topics["qa.answers"] == "qa.answers" and cfg.scorer.scorer == "bertscore"
 
     cfg = job_args.parse(
@@ -79,10 +80,11 @@ def test_environment_fallbacks_and_precedence() -> None:
     }
     cfg = job_args.parse([], environ=env)
     assert cfg.bootstrap_servers == "env-broker:9092" and cfg.policy == GatePolicy(0.7, 5)
-    assert cfg.scorer.scorer == "lexical" and cfg.batch_size == 32 and cfg.group_id == "g1"
+    assert cfg.scorer.scorer == "lexical" and cfg.batch_size == 32 and cfg.settings.flink_group_id == "g1"
     assert cfg.topics["qa.scores"] == "p.qa.scores"
     cfg = job_args.parse([*BOOT, "--threshold", "0.9", "--group-id", "g2"], environ=env)
-    assert cfg.policy.threshold == 0.9 and cfg.group_id == "g2" and cfg.bootstrap_servers == "k1:9092,k2:9093"
+    assert (cfg.policy.threshold == 0.9 and cfg.settings.flink_group_id == "g2"
+            and cfg.bootstrap_servers == "k1:9092,k2:9093")
 
 
 @pytest.mark.parametrize(

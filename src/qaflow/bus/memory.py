@@ -11,10 +11,14 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from qaflow.bus.base import Record
 from qaflow.core.offsets import TopicPartition
 from qaflow.core.topics import TopicSpec
+
+if TYPE_CHECKING:
+    from qaflow.core.settings import BackendSettings
 
 
 def partition_for(key: str | None, partitions: int, counter: int) -> int:
@@ -150,10 +154,11 @@ class MemoryBus:
     _brokers: dict[str, _Broker] = {}
     _lock = threading.Lock()
 
-    def __init__(self, url: str = "memory://", partitions: int = 3) -> None:
+    def __init__(self, url: str = "memory://", settings: BackendSettings | None = None, *,
+                 partitions: int | None = None) -> None:
         self.url = url
         self._name = url.removeprefix("memory://")
-        self._partitions = partitions
+        self._partitions = partitions or (settings.kafka_partitions if settings is not None else 3)
         self._broker: _Broker | None = None
 
     def start(self) -> None:

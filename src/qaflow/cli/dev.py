@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from qaflow.cli.common import friendly_errors
+from qaflow.core import plugins
 
 FAKE_LLM_KNOBS = ("--latency-ms", "200", "--concurrency", "16")
 
@@ -151,7 +152,8 @@ def dev() -> None:
 @click.option("--llm", default="fake", show_default=True,
               help="fake (the fake LLM server, a simulator), offline (the in-process simulator), or the base "
               "URL of an OpenAI-compatible server.")
-@click.option("--scorer", type=click.Choice(["bertscore", "lexical"]), default="bertscore", show_default=True,
+@click.option("--scorer", type=click.Choice([p.name for p in plugins.family("scorer").plugins if not p.remote]),
+              default=plugins.family("scorer").default, show_default=True,
               help="Scorer of the score-worker.")
 @click.option("--references", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Data set whose questions the fake LLM answers with the offline simulator's quality model "

@@ -11,11 +11,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qaflow.cli.common import default_dataset, friendly_errors
+from qaflow.cli.options import Option, click_options
 from qaflow.core.settings import EmbeddedSettings, load
 from qaflow.pipeline.summary import RunSummary
 
-SCORERS = ("bertscore", "lexical", "remote")
-PROVIDERS = ("offline", "ollama", "gemini", "openai")
+# Options that set a field of EmbeddedSettings: help, choices and bounds come from the field.
+OPTIONS = (
+    Option("--scorer", "scorer"),
+    Option("--llm", "llm_provider"),
+    Option("--threshold", "threshold"),
+    Option("--max-generations", "max_generations"),
+    Option("--store", "store_url"),
+    Option("--bus", "bus_url"),
+    Option("--cache", "cache_url"),
+    Option("--seed", "llm_seed"),
+    Option("--concurrency", "llm_concurrency"),
+    Option("--run-id", "run_id", note="Empty: one is generated."),
+)
 
 
 @click.command("run")
@@ -36,53 +48,7 @@ PROVIDERS = ("offline", "ollama", "gemini", "openai")
     help="Data-set format; auto detects it.",
 )
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Answer at most N questions.")
-@click.option(
-    "--scorer",
-    type=click.Choice(SCORERS),
-    default=None,
-    help="bertscore (real BERTScore, default), lexical (token F1, light) or remote (scorer service). "
-    "[env QAFLOW_SCORER]",
-)
-@click.option(
-    "--llm",
-    "llm",
-    type=click.Choice(PROVIDERS),
-    default=None,
-    help="LLM provider; offline is the deterministic simulator (default). [env QAFLOW_LLM_PROVIDER]",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0.0, 1.0),
-    default=None,
-    help="Score at or above which an answer is validated. [env QAFLOW_THRESHOLD, default 0.80]",
-)
-@click.option(
-    "--max-generations",
-    type=click.IntRange(min=1),
-    default=None,
-    help="LLM answers per question at most; 1 disables regeneration. [env QAFLOW_MAX_GENERATIONS, default 3]",
-)
-@click.option(
-    "--store",
-    "store_url",
-    default=None,
-    help="Where results go: sqlite:///path or postgresql://... [env QAFLOW_STORE_URL, default sqlite:///qaflow.db]",
-)
-@click.option("--bus", "bus_url", default=None, help="memory:// (default) or kafka://host:port. [env QAFLOW_BUS_URL]")
-@click.option(
-    "--cache",
-    "cache_url",
-    default=None,
-    help="memory:// (default), none:// or redis://host:port/db. [env QAFLOW_CACHE_URL]",
-)
-@click.option("--seed", type=int, default=None, help="Seed of the offline simulator. [env QAFLOW_LLM_SEED]")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=None,
-    help="LLM calls in flight. [env QAFLOW_LLM_CONCURRENCY, default 8]",
-)
-@click.option("--run-id", default=None, help="Label stored with every result of this run (default: generated).")
+@click_options(EmbeddedSettings, OPTIONS)
 @click.option(
     "--report",
     "report_path",
@@ -97,18 +63,9 @@ def run(
     dataset: str | None,
     fmt: str,
     limit: int | None,
-    scorer: str | None,
-    llm: str | None,
-    threshold: float | None,
-    max_generations: int | None,
-    store_url: str | None,
-    bus_url: str | None,
-    cache_url: str | None,
-    seed: int | None,
-    concurrency: int | None,
-    run_id: str | None,
     report_path: str | None,
     as_json: bool,
+    **settings_options: Any,
 ) -> None:
     """Answer a data set end to end in one process: LLM answers, BERTScore against the
     reference, regeneration of poor answers, results persisted, and a summary of what the
@@ -116,19 +73,7 @@ def run(
     from qaflow.datasets import open_dataset
     from qaflow.pipeline.embedded import EmbeddedPipeline
 
-    settings = load(
-        EmbeddedSettings,
-        scorer=scorer,
-        llm_provider=llm,
-        threshold=threshold,
-        max_generations=max_generations,
-        store_url=store_url,
-        bus_url=bus_url,
-        cache_url=cache_url,
-        llm_seed=seed,
-        llm_concurrency=concurrency,
-        run_id=run_id,
-    )
+    settings = load(EmbeddedSettings, **settings_options)
     data = open_dataset(dataset or default_dataset(), limit=limit, fmt=fmt)
     err = Console(stderr=True)
     with Progress(

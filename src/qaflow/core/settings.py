@@ -14,11 +14,13 @@ import difflib
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qaflow.core import plugins
 from qaflow.core.errors import ConfigError
 from qaflow.core.topology import SCORE_JOB
 
@@ -34,6 +36,9 @@ class PipelineSettings(_Group):
     threshold: float = Field(0.80, ge=0.0, le=1.0, description="Score at or above which an answer is validated.")
     max_generations: int = Field(3, ge=1, le=20, description="LLM answers per question at most (1 = no regeneration).")
     max_delivery_attempts: int = Field(5, ge=1, le=50, description="Tries of one LLM call before the question fails.")
+
+
+class RunSettings(_Group):
     run_id: str | None = Field(None, max_length=200, description="Label for a run; stored with results.")
 
 
@@ -51,24 +56,31 @@ class RetrySettings(_Group):
         return self
 
 
-LlmProviderName = Literal["offline", "gemini", "ollama", "openai"]
+def _plugin(field: str, description: str) -> Any:
+    """A field naming a plugin: its default is the first plugin its registry declares, and its help
+    lists them all (:func:`field_help`)."""
+    return Field(default_factory=lambda: plugins.family(field).default, description=description)
 
-DEFAULT_MODELS: dict[str, str] = {
-    "offline": "qaflow-offline-simulator",
-    "gemini": "gemini-2.5-flash",
-    "ollama": "llama3.2",
-    "openai": "gpt-4o-mini",
-}
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "offline": "",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "ollama": "http://localhost:11434",
-    "openai": "https://api.openai.com",
-}
+
+def _known_plugin(field: str, value: str) -> str:
+    if plugins.family(field).find(value) is None:
+        msg = f"Input should be {plugins.family(field).choices()}"
+        raise ValueError(msg)
+    return value
+
+
+def _check_needs(settings: BaseSettings, field: str) -> None:
+    """Raise unless every setting the chosen plugin ``requires`` is set (its registry line says which)."""
+    fam = plugins.family(field)
+    chosen = getattr(settings, field)
+    for needed in fam.get(chosen).requires:
+        if getattr(settings, needed) in (None, ""):
+            msg = f"{PREFIX}{needed.upper()} is required when {fam.variable}={chosen}"
+            raise ValueError(msg)
 
 
 class LlmSettings(_Group):
-    llm_provider: LlmProviderName = Field("offline", description="offline (simulator), gemini, ollama or openai.")
+    llm_provider: str = _plugin("llm_provider", "LLM provider:")
     llm_model: str = Field("", description="Model name; empty picks the provider's default.")
     llm_base_url: str = Field("", description="Provider URL; empty picks the provider's default.")
     llm_api_key: SecretStr | None = Field(None, description="API key (Gemini, OpenAI). Never logged.")
@@ -89,11 +101,14 @@ class LlmSettings(_Group):
     llm_sim_rate_malformed: float = Field(0.0, ge=0, le=1, description="Simulator share of malformed replies.")
     llm_sim_retry_after_s: float = Field(1.0, ge=0, description="Retry-After the simulator sends with a 429.")
 
+    @field_validator("llm_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        return _known_plugin("llm_provider", value)
+
     @model_validator(mode="after")
     def _provider_needs(self) -> LlmSettings:
-        if self.llm_provider == "gemini" and self.llm_api_key is None:
-            msg = "QAFLOW_LLM_API_KEY is required when QAFLOW_LLM_PROVIDER=gemini"
-            raise ValueError(msg)
+        _check_needs(self, "llm_provider")
         if self.llm_connect_timeout_s > self.llm_timeout_s:
             msg = "QAFLOW_LLM_CONNECT_TIMEOUT_S must not exceed QAFLOW_LLM_TIMEOUT_S"
             raise ValueError(msg)
@@ -105,17 +120,17 @@ class LlmSettings(_Group):
 
     @property
     def model(self) -> str:
-        return self.llm_model or DEFAULT_MODELS[self.llm_provider]
+        """QAFLOW_LLM_MODEL, else the provider's default model (its registry line)."""
+        return self.llm_model or plugins.family("llm_provider").get(self.llm_provider).default_model
 
     @property
     def base_url(self) -> str:
-        return (self.llm_base_url or DEFAULT_BASE_URLS[self.llm_provider]).rstrip("/")
+        """QAFLOW_LLM_BASE_URL, else the provider's default URL (its registry line), without a trailing /."""
+        return (self.llm_base_url or plugins.family("llm_provider").get(self.llm_provider).default_url).rstrip("/")
 
 
 class ScorerSettings(_Group):
-    scorer: Literal["bertscore", "lexical", "remote"] = Field(
-        "bertscore", description="bertscore, lexical (token F1) or remote (the scorer service)."
-    )
+    scorer: str = _plugin("scorer", "Scorer:")
     scorer_model: str = Field(
         "",
         description="bert-score model: a local directory or a Hugging Face id; empty uses the packaged all-MiniLM-L6-v2.",
@@ -132,18 +147,21 @@ class ScorerSettings(_Group):
     scorer_url: str = Field("", description="Base URL of the scorer service (scorer=remote).")
     scorer_timeout_s: float = Field(120.0, gt=0, description="Timeout of one remote scoring call.")
 
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, value: str) -> str:
+        return _known_plugin("scorer", value)
+
     @model_validator(mode="after")
-    def _remote_needs_url(self) -> ScorerSettings:
-        if self.scorer == "remote" and not self.scorer_url:
-            msg = "QAFLOW_SCORER_URL is required when QAFLOW_SCORER=remote"
-            raise ValueError(msg)
+    def _scorer_needs(self) -> ScorerSettings:
+        _check_needs(self, "scorer")
         return self
 
 
 class BackendSettings(_Group):
-    bus_url: str = Field("memory://", description="memory:// or kafka://host:port[,host:port].")
-    store_url: str = Field("sqlite:///qaflow.db", description="sqlite:///path or postgresql://user:pass@host/db.")
-    cache_url: str = Field("memory://", description="memory://, none:// or redis://host:port/db.")
+    bus_url: str = Field("memory://", description="Message bus:")
+    store_url: str = Field("sqlite:///qaflow.db", description="Where results are stored:")
+    cache_url: str = Field("memory://", description="Cache of results:")
     cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="How long a result stays cached.")
     kafka_partitions: int = Field(3, ge=1, le=1000, description="Partitions of topics qaflow creates.")
     kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000, description="Retention of topics qaflow creates.")
@@ -202,8 +220,12 @@ class CostSettings(_Group):
         return value
 
 
-class EmbeddedSettings(PipelineSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings, CostSettings):
+class EmbeddedSettings(
+    PipelineSettings, RunSettings, RetrySettings, LlmSettings, ScorerSettings, BackendSettings, CostSettings
+):
     """``qaflow run``: every stage in one process."""
+
+    service: ClassVar[str] = "embedded"
 
     @model_validator(mode="after")
     def _calls_fit_poll_interval(self) -> EmbeddedSettings:
@@ -241,31 +263,75 @@ def register(cls: type[S]) -> type[S]:
     return cls
 
 
+def variables_of(cls: type[BaseSettings]) -> set[str]:
+    """The ``QAFLOW_*`` variables ``cls`` reads, and the tooling ones every process tolerates."""
+    return {PREFIX + name.upper() for name in cls.model_fields} | set(TOOLING_VARIABLES)
+
+
+def services() -> dict[str, type[BaseSettings]]:
+    """Service name (the chart's component name) -> the settings class it loads."""
+    return {getattr(cls, "service", cls.__name__): cls for cls in _REGISTRY}
+
+
 def known_variables() -> set[str]:
-    return {PREFIX + name.upper() for cls in _REGISTRY for name in cls.model_fields} | set(TOOLING_VARIABLES)
+    """Every variable some service reads (the union over the registered settings classes)."""
+    return set().union(*(variables_of(cls) for cls in _REGISTRY))
 
 
-def _unknown(environ: Mapping[str, str]) -> list[str]:
-    known = known_variables()
-    return sorted(k for k in environ if k.upper().startswith(PREFIX) and k.upper() not in known)
+def for_service(environ: Mapping[str, str], service: str) -> dict[str, str]:
+    """``environ`` without the ``QAFLOW_*`` variables that only services other than ``service`` read.
+
+    What a launcher (dev stack, tests) may hand a service it starts with a shared configuration;
+    names no service reads stay, so a typo still stops the service. An unknown ``service`` (not a
+    qaflow service, e.g. the fake LLM) gets ``environ`` unchanged.
+    """
+    cls = services().get(service)
+    if cls is None:
+        return dict(environ)
+    own, known = variables_of(cls), known_variables()
+    return {k: v for k, v in environ.items()
+            if not k.upper().startswith(PREFIX) or k.upper() in own or k.upper() not in known}
+
+
+def _unknown(environ: Mapping[str, str], cls: type[BaseSettings]) -> list[str]:
+    own = variables_of(cls)
+    return sorted(k for k in environ if k.upper().startswith(PREFIX) and k.upper() not in own)
+
+
+def _hint(name: str, own: set[str]) -> str:
+    elsewhere = "only other services read it" if name.upper() in known_variables() else ""
+    # A variable meant for another service is no typo: hint only at a really close own name.
+    candidates = own - set(TOOLING_VARIABLES) if elsewhere else own
+    close = difflib.get_close_matches(name.upper(), candidates, n=1, cutoff=0.85 if elsewhere else 0.6)
+    said = "; ".join(x for x in (elsewhere, f"did you mean {close[0]}?" if close else "") if x)
+    return f"{name} ({said})" if said else name
 
 
 def load(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
-    """Build ``cls`` from the environment plus explicit overrides, or raise ConfigError."""
+    """Build ``cls`` from the environment plus explicit overrides, or raise ConfigError.
+
+    A ``QAFLOW_*`` variable ``cls`` does not read is an error, with a did-you-mean hint from its
+    own variables: a typo, or a variable meant for another service (which this one would ignore).
+    """
     env = os.environ if environ is None else environ
-    unknown = _unknown(env)
+    unknown = _unknown(env, cls)
     if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name.upper(), known_variables(), n=1)
-            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
-        raise ConfigError("unknown variable(s): " + ", ".join(hints))
+        own = variables_of(cls)
+        raise ConfigError("unknown variable(s): " + ", ".join(_hint(name, own) for name in unknown))
     values = {k[len(PREFIX) :].lower(): v for k, v in env.items() if k.upper().startswith(PREFIX)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return cls.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, values)) from exc
+
+
+def field_help(name: str, info: FieldInfo) -> str:
+    """The help text of field ``name``; a plugin field's lists its registry's plugins."""
+    text = info.description or ""
+    if plugins.is_plugin_field(name):
+        text = f"{text} {plugins.family(name).describe()}."
+    return text
 
 
 def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
@@ -293,8 +359,10 @@ class ServiceSettings(_Group):
 
 
 @register
-class ApiSettings(PipelineSettings, BackendSettings, ServiceSettings):
+class ApiSettings(RunSettings, BackendSettings, ServiceSettings):
     """api: submit questions, read results and statistics."""
+
+    service: ClassVar[str] = "api"
 
     http_port: int = Field(8000, ge=1, le=65535, description="Port the api listens on.")
     api_key: SecretStr | None = Field(None, description="When set, POST requests need the header X-API-Key with this value.")
@@ -314,6 +382,8 @@ class ApiSettings(PipelineSettings, BackendSettings, ServiceSettings):
 @register
 class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings, CostSettings):
     """llm-worker: answer questions with bounded concurrency and adaptive rate limiting."""
+
+    service: ClassVar[str] = "llm-worker"
 
     rpm_limit: int = Field(0, ge=0, description="Requests per minute for all replicas together (shared through Redis); 0 = no limit.")
     aimd_min_concurrency: int = Field(1, ge=1, description="Concurrency never drops below this on 429s.")
@@ -336,12 +406,16 @@ class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSet
 class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, ServiceSettings):
     """retry-worker: re-publish failed calls when their delay has passed."""
 
+    service: ClassVar[str] = "retry-worker"
+
     retry_max_waiting: int = Field(10_000, ge=1, description="Records held in memory before the worker pauses its partitions.")
 
 
 @register
 class StorageWriterSettings(BackendSettings, ServiceSettings):
     """storage-writer: persist results, history and dead letters; fill the cache."""
+
+    service: ClassVar[str] = "storage-writer"
 
     storage_batch_size: int = Field(500, ge=1, le=10_000, description="Records written per transaction at most.")
 
@@ -350,11 +424,14 @@ class StorageWriterSettings(BackendSettings, ServiceSettings):
 class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, ServiceSettings):
     """score-worker: the in-process score stage as a process (the PyFlink job replaces it in the cluster)."""
 
+    service: ClassVar[str] = "score-worker"
+
     @model_validator(mode="after")
     def _scoring_fits_poll_interval(self) -> ScoreWorkerSettings:
         # A batch is scored on the polling thread: a remote call that may last the whole
         # timeout must end before Kafka gives the member up.
-        if self.scorer == "remote" and self.scorer_timeout_s * 1000 >= self.kafka_max_poll_interval_ms:
+        remote = plugins.family("scorer").get(self.scorer).remote
+        if remote and self.scorer_timeout_s * 1000 >= self.kafka_max_poll_interval_ms:
             msg = (
                 f"QAFLOW_SCORER_TIMEOUT_S ({self.scorer_timeout_s:g} s) must be shorter than "
                 f"QAFLOW_KAFKA_MAX_POLL_INTERVAL_MS ({self.kafka_max_poll_interval_ms} ms): a batch is scored "
@@ -368,13 +445,17 @@ class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, Ser
 class ScorerServiceSettings(ScorerSettings, ServiceSettings):
     """scorer: BERTScore as a service, so the model can run on its own (GPU) nodes."""
 
+    service: ClassVar[str] = "scorer"
+
     http_port: int = Field(8001, ge=1, le=65535, description="Port the scorer listens on.")
     scorer_max_batch: int = Field(256, ge=1, le=10_000, description="Most pairs accepted in one request (413 above).")
 
 
 @register
-class TrafficGenSettings(PipelineSettings, ServiceSettings):
+class TrafficGenSettings(RunSettings, ServiceSettings):
     """traffic-gen: submit a data set through the api at a rate."""
+
+    service: ClassVar[str] = "traffic-gen"
 
     traffic_api_url: str = Field("http://localhost:8000", description="Base URL of the api.")
     traffic_api_key: SecretStr | None = Field(None, description="Sent as X-API-Key when the api requires a key.")
@@ -393,6 +474,8 @@ class TrafficGenSettings(PipelineSettings, ServiceSettings):
 class DashboardSettings(BackendSettings, ServiceSettings):
     """dashboard: a live page of throughput, latency, scores, attempts and the loop."""
 
+    service: ClassVar[str] = "dashboard"
+
     http_port: int = Field(8002, ge=1, le=65535, description="Port the dashboard listens on.")
     dashboard_refresh_s: float = Field(5.0, gt=0, description="How often the page refreshes its figures.")
     dashboard_api_url: str = Field("", description="Base URL of the api; its /v1/stats gives the cache hit rate shown. Empty: not shown.")
@@ -406,6 +489,8 @@ DeliveryGuarantee = Literal["at-least-once", "exactly-once"]
 @register
 class ScoreJobSettings(PipelineSettings, ScorerSettings, BackendSettings):
     """score-job: the PyFlink job that scores answers and routes them (its own options)."""
+
+    service: ClassVar[str] = "score-job"
 
     flink_group_id: str = Field(SCORE_JOB.group, min_length=1, description="Kafka consumer group of the source.")
     flink_starting_offsets: StartingOffsets = Field(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qaflow.core import topology
+from qaflow.core.settings import for_service
 from qaflow.core.topology import Stage
 from qaflow.devstack.process import terminate
 
@@ -151,7 +152,7 @@ class ServiceProcess:
     ) -> None:
         self.spec = spec
         self.name = spec.name
-        self.env = dict(env)
+        self.env = for_service(env, spec.name)  # a service refuses variables only other services read
         self.port = port or int(self.env.get("QAFLOW_HTTP_PORT", spec.port))
         self.log_path = log_path
         self.extra_args = list(extra_args)

@@ -15,16 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qaflow.cli.options import Option, add_arguments
+from qaflow.cli.options import overrides as options_overrides
 from qaflow.core.errors import ConfigError
 from qaflow.core.score_step import GatePolicy
-from qaflow.core.settings import (
-    BackendSettings,
-    DeliveryGuarantee,
-    ScoreJobSettings,
-    ScorerSettings,
-    StartingOffsets,
-    load,
-)
+from qaflow.core.settings import BackendSettings, ScoreJobSettings, ScorerSettings, load
 from qaflow.core.topology import SCORE_JOB
 from qaflow.flinkjob.records import TopicMap
 
@@ -40,86 +35,77 @@ DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class JobConfig:
-    """Everything the topology needs, resolved and checked."""
+    """The job's settings, plus what the command line and the environment resolve into."""
 
+    settings: ScoreJobSettings  # every QAFLOW_* setting of the job (flink_* and the rest)
     bootstrap_servers: str
     kafka_properties: Mapping[str, str]  # security options for source and sink; may hold a password
     topics: TopicMap
-    group_id: str
-    starting_offsets: StartingOffsets
-    checkpoint_interval_ms: int | None  # None: the cluster's setting, else DEFAULT_CHECKPOINT_INTERVAL_MS
-    checkpoint_dir: str
-    checkpoint_retention: str
-    parallelism: int
-    batch_size: int
-    batch_wait_ms: int
-    delivery_guarantee: DeliveryGuarantee
-    transactional_id_prefix: str
-    open_state_ttl_s: int
-    terminal_state_ttl_s: int
-    job_name: str
-    policy: GatePolicy
-    scorer: ScorerSettings
     jars: tuple[str, ...] = ()
     restore_from: str = ""
     flink_conf: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def policy(self) -> GatePolicy:
+        return GatePolicy(threshold=self.settings.threshold, max_generations=self.settings.max_generations)
+
+    @property
+    def scorer(self) -> ScorerSettings:
+        return ScorerSettings.model_validate({n: getattr(self.settings, n) for n in ScorerSettings.model_fields})
+
+    @property
+    def batch_size(self) -> int:
+        """Pairs per scoring call: QAFLOW_FLINK_BATCH_SIZE, else QAFLOW_SCORER_BATCH_SIZE."""
+        return self.settings.flink_batch_size or self.settings.scorer_batch_size
+
+    @property
+    def checkpoint_interval_ms(self) -> int | None:
+        """None: the cluster's setting, else DEFAULT_CHECKPOINT_INTERVAL_MS."""
+        interval_s = self.settings.flink_checkpoint_interval_s
+        return None if interval_s is None else round(interval_s * 1000)
+
     def redacted(self) -> dict[str, Any]:
         """For the start-up log line: no password."""
-        shown = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("kafka_properties", "scorer")}
-        shown["topics"] = dict(self.topics.names)
+        shown: dict[str, Any] = {k: v for k, v in self.settings.model_dump().items() if not k.startswith("kafka_")}
+        shown.update(bootstrap_servers=self.bootstrap_servers, topics=dict(self.topics.names), jars=self.jars,
+                     restore_from=self.restore_from, flink_conf=dict(self.flink_conf))
         shown["kafka_properties"] = {k: ("***" if "jaas" in k else v) for k, v in self.kafka_properties.items()}
-        shown["scorer"] = self.scorer.scorer
         return shown
 
 
-# (option, settings field, help). The variable is QAFLOW_<FIELD>; options without a field
-# have no variable. Help texts say what the option changes, and the default.
-_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
-    ("--bootstrap-servers", "bus_url", {"metavar": "HOST:PORT[,...]",
-     "help": "Kafka brokers; required. The variable takes the kafka://host:port[,...] form."}),
-    ("--topic-prefix", "topic_prefix", {"help": "Prefix for every topic name, e.g. 'test1.'. Default none."}),
-    ("--group-id", "flink_group_id", {"help": "Consumer group of the qa.answers source. Offsets are committed "
-     "to it on each checkpoint (for monitoring lag; restores use the checkpoint). Default qaflow-score-job."}),
-    ("--starting-offsets", "flink_starting_offsets", {"choices": StartingOffsets.__args__,
-     "help": "Where a job started without state reads qa.answers from: the group's committed offsets, "
-     "falling back to earliest/latest, or always earliest/latest. Default committed-or-earliest."}),
-    ("--threshold", "threshold", {"type": float,
-     "help": "Score at or above which an answer is validated. Default 0.80."}),
-    ("--max-generations", "max_generations", {"type": int,
-     "help": "LLM answers per question at most; below the threshold at this generation = exhausted. Default 3."}),
-    ("--scorer", "scorer", {"choices": ("bertscore", "lexical", "remote"),
-     "help": "bertscore (in the Python worker; needs qaflow[bertscore]), lexical (token F1, tests) or remote "
-     "(the scorer service at --scorer-url). Default bertscore."}),
-    ("--scorer-url", "scorer_url", {"help": "Base URL of the scorer service (--scorer remote)."}),
-    ("--scorer-model", "scorer_model", {
-     "help": "bert-score model directory or hub id; empty = the packaged all-MiniLM-L6-v2."}),
-    ("--scorer-device", "scorer_device", {"help": "auto, cpu or cuda[:N] for --scorer bertscore. Default auto."}),
-    ("--batch-size", "flink_batch_size", {"type": int, "help": "Pairs per scoring call (the Arrow batch of the "
-     "vectorised UDF). Default 0 = QAFLOW_SCORER_BATCH_SIZE (64)."}),
-    ("--batch-wait-ms", "flink_batch_wait_ms", {"type": int, "help": "Longest time a partial batch waits before "
-     "it is scored (the Python bundle time; also bounds the latency each Python operator adds). Default 1000."}),
-    ("--checkpoint-interval-s", "flink_checkpoint_interval_s", {"type": float,
-     "help": "Checkpoint interval in seconds. Default: the cluster's execution.checkpointing.interval (the "
-     "FlinkDeployment's), else 10. 0 = set none (no checkpoints unless the cluster sets an interval)."}),
-    ("--checkpoint-dir", "flink_checkpoint_dir", {"help": "Checkpoint storage, e.g. file:///data/ckpt or "
-     "s3://bucket/ckpt. Default: the cluster's execution.checkpointing.dir (in-memory when unset)."}),
-    ("--checkpoint-retention", "flink_checkpoint_retention", {"choices": ("retain", "delete"),
-     "help": "retain: the last checkpoint survives a cancel, so the job can restart from it. Default retain."}),
-    ("--parallelism", "flink_parallelism", {"type": int,
-     "help": "Job parallelism; 0 = the cluster's parallelism.default. Default 0."}),
-    ("--delivery-guarantee", "flink_delivery_guarantee", {"choices": DeliveryGuarantee.__args__,
-     "help": "Kafka sink guarantee. at-least-once: records are visible at once, a restart may repeat the "
-     "outputs since the last checkpoint (downstream is idempotent). exactly-once: Kafka transactions committed "
-     "on checkpoints; readers need isolation.level=read_committed. Default at-least-once."}),
-    ("--transactional-id-prefix", "flink_transactional_id_prefix", {
-     "help": "Transactional id prefix for exactly-once; keep it stable across restarts. Default qaflow-score-job."}),
-    ("--open-state-ttl-s", "flink_open_state_ttl_s", {"type": int, "help": "Seconds the keyed state of a question "
-     "that is still regenerating survives without an update; 0 = forever. Default 86400."}),
-    ("--terminal-state-ttl-s", "flink_terminal_state_ttl_s", {"type": int, "help": "Seconds the marker of a "
-     "finished question is kept to drop re-delivered answers; 0 = forever. Default 604800 (the topics' retention)."}),
-    ("--job-name", "flink_job_name", {"help": "Flink job name. Default qaflow-score."}),
+# (option, settings field, what the command line adds to the field's description). The variable
+# is QAFLOW_<FIELD>; help, choices and the default come from the field (qaflow.cli.options).
+_OPTIONS: list[tuple[str, str, str]] = [
+    ("--bootstrap-servers", "bus_url", "The option takes HOST:PORT[,...], the variable the kafka:// form; required."),
+    ("--topic-prefix", "topic_prefix", ""),
+    ("--group-id", "flink_group_id", "Offsets are committed to it on each checkpoint (for monitoring lag; "
+     "restores use the checkpoint)."),
+    ("--starting-offsets", "flink_starting_offsets", "committed-or-*: the group's committed offsets, falling back "
+     "to earliest/latest; earliest/latest: always."),
+    ("--threshold", "threshold", ""),
+    ("--max-generations", "max_generations", "Below the threshold at this generation = exhausted."),
+    ("--scorer", "scorer", "bertscore runs in the Python worker."),
+    ("--scorer-url", "scorer_url", ""),
+    ("--scorer-model", "scorer_model", ""),
+    ("--scorer-device", "scorer_device", ""),
+    ("--batch-size", "flink_batch_size", "The Arrow batch of the vectorised UDF."),
+    ("--batch-wait-ms", "flink_batch_wait_ms", "Also bounds the latency each Python operator adds."),
+    ("--checkpoint-interval-s", "flink_checkpoint_interval_s", "The cluster's is its "
+     "execution.checkpointing.interval (the FlinkDeployment's); with 0 there are no checkpoints unless it sets one."),
+    ("--checkpoint-dir", "flink_checkpoint_dir", "E.g. file:///data/ckpt or s3://bucket/ckpt; the cluster's is its "
+     "execution.checkpointing.dir (in-memory when unset)."),
+    ("--checkpoint-retention", "flink_checkpoint_retention", "retain lets the job restart from it."),
+    ("--parallelism", "flink_parallelism", "The cluster's is its parallelism.default."),
+    ("--delivery-guarantee", "flink_delivery_guarantee", "at-least-once: records are visible at once, a restart "
+     "may repeat the outputs since the last checkpoint (downstream is idempotent). exactly-once: Kafka transactions "
+     "committed on checkpoints; readers need isolation.level=read_committed."),
+    ("--transactional-id-prefix", "flink_transactional_id_prefix", "Keep it stable across restarts."),
+    ("--open-state-ttl-s", "flink_open_state_ttl_s", ""),
+    ("--terminal-state-ttl-s", "flink_terminal_state_ttl_s", "Keep it at least the topics' retention."),
+    ("--job-name", "flink_job_name", ""),
 ]
+OPTIONS = [Option(flag, name, note, metavar="HOST:PORT[,...]" if name == "bus_url" else "")
+           for flag, name, note in _OPTIONS]
 
 # --<name>-topic for each topic of the job (qaflow.core.topology.SCORE_JOB): qa.dead-letter -> dead-letter.
 _TOPIC_OPTIONS = {name.removeprefix("qa.").replace(".", "-"): name for name in (*SCORE_JOB.inputs, *SCORE_JOB.outputs)}
@@ -134,11 +120,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Every option with a variable falls back to it (QAFLOW_<NAME>, see docs/flink-job.md); "
         "other QAFLOW_SCORER_* variables (batch size, max chars, timeout, layers) apply too.",
     )
-    for option, name, kwargs in _OPTIONS:
-        kwargs = dict(kwargs)
-        kwargs["help"] = f"{kwargs['help']} [env QAFLOW_{name.upper()}]"
-        kwargs.setdefault("metavar", option.removeprefix("--").upper().replace("-", "_"))
-        p.add_argument(option, dest=name, default=None, **kwargs)
+    add_arguments(p, ScoreJobSettings, OPTIONS)
     for name, logical in _TOPIC_OPTIONS.items():
         p.add_argument(f"--{name}-topic", dest=f"topic_{name.replace('-', '_')}", default=None, metavar="NAME",
                        help=f"Name of {logical} on the cluster; overrides the prefix. Default <prefix>{logical}.")
@@ -163,7 +145,7 @@ def _bootstrap(url: str) -> str:
 def kafka_properties(settings: BackendSettings) -> dict[str, str]:
     """Java Kafka client security options (the shaded client of the SQL connector jar)."""
     protocol = settings.kafka_security_protocol
-    props = {"security.protocol": protocol}
+    props: dict[str, str] = {"security.protocol": protocol}
     if protocol.startswith("SASL_"):
         # The settings already checked the mechanism and that the credentials are there.
         mechanism = settings.kafka_sasl_mechanism
@@ -189,35 +171,18 @@ def _flink_conf(pairs: Sequence[str]) -> dict[str, str]:
 def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> JobConfig:
     """Command line + environment -> :class:`JobConfig`, or :class:`ConfigError` naming the culprit."""
     ns = parser().parse_args(argv)
-    overrides = {name: getattr(ns, name) for _, name, _ in _OPTIONS}
+    overrides = options_overrides(ns, OPTIONS)
     if overrides["bus_url"] and not overrides["bus_url"].startswith("kafka://"):
         overrides["bus_url"] = "kafka://" + overrides["bus_url"]
     settings = load(ScoreJobSettings, os.environ if environ is None else environ, **overrides)
-    scorer = ScorerSettings.model_validate({name: getattr(settings, name) for name in ScorerSettings.model_fields})
     topic_overrides = {
         logical: getattr(ns, f"topic_{opt.replace('-', '_')}") for opt, logical in _TOPIC_OPTIONS.items()
     }
     return JobConfig(
+        settings=settings,
         bootstrap_servers=_bootstrap(settings.bus_url),
         kafka_properties=kafka_properties(settings),
         topics=TopicMap.build(settings.topic_prefix, {k: v for k, v in topic_overrides.items() if v}),
-        group_id=settings.flink_group_id,
-        starting_offsets=settings.flink_starting_offsets,
-        checkpoint_interval_ms=(
-            None if settings.flink_checkpoint_interval_s is None else round(settings.flink_checkpoint_interval_s * 1000)
-        ),
-        checkpoint_dir=settings.flink_checkpoint_dir,
-        checkpoint_retention=settings.flink_checkpoint_retention,
-        parallelism=settings.flink_parallelism,
-        batch_size=settings.flink_batch_size or settings.scorer_batch_size,
-        batch_wait_ms=settings.flink_batch_wait_ms,
-        delivery_guarantee=settings.flink_delivery_guarantee,
-        transactional_id_prefix=settings.flink_transactional_id_prefix,
-        open_state_ttl_s=settings.flink_open_state_ttl_s,
-        terminal_state_ttl_s=settings.flink_terminal_state_ttl_s,
-        job_name=settings.flink_job_name,
-        policy=GatePolicy(threshold=settings.threshold, max_generations=settings.max_generations),
-        scorer=scorer,
         jars=tuple(ns.jars),
         restore_from=ns.restore_from,
         flink_conf=_flink_conf(ns.flink_conf),

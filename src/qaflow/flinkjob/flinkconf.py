@@ -25,23 +25,24 @@ BUNDLE_BATCHES = 4
 
 def flink_configuration(cfg: JobConfig) -> dict[str, str]:
     conf: dict[str, str] = {
-        "pipeline.name": cfg.job_name,
+        "pipeline.name": cfg.settings.flink_job_name,
         "python.fn-execution.arrow.batch.size": str(cfg.batch_size),
         "python.fn-execution.bundle.size": str(BUNDLE_BATCHES * cfg.batch_size),
-        "python.fn-execution.bundle.time": str(cfg.batch_wait_ms),
+        "python.fn-execution.bundle.time": str(cfg.settings.flink_batch_wait_ms),
         # Uids for the Table operators too (sink writer state, e.g. exactly-once transactions).
         "table.exec.uid.generation": "ALWAYS",
     }
-    retention = "RETAIN_ON_CANCELLATION" if cfg.checkpoint_retention == "retain" else "DELETE_ON_CANCELLATION"
+    retain = cfg.settings.flink_checkpoint_retention == "retain"
+    retention = "RETAIN_ON_CANCELLATION" if retain else "DELETE_ON_CANCELLATION"
     conf["execution.checkpointing.externalized-checkpoint-retention"] = retention
     if cfg.checkpoint_interval_ms:
         conf["execution.checkpointing.interval"] = f"{cfg.checkpoint_interval_ms} ms"
         conf["execution.checkpointing.mode"] = "EXACTLY_ONCE"  # keyed state and offsets consistent
-    if cfg.checkpoint_dir:
+    if cfg.settings.flink_checkpoint_dir:
         conf["execution.checkpointing.storage"] = "filesystem"
-        conf["execution.checkpointing.dir"] = cfg.checkpoint_dir
-    if cfg.parallelism > 0:
-        conf["parallelism.default"] = str(cfg.parallelism)
+        conf["execution.checkpointing.dir"] = cfg.settings.flink_checkpoint_dir
+    if cfg.settings.flink_parallelism > 0:
+        conf["parallelism.default"] = str(cfg.settings.flink_parallelism)
     if cfg.restore_from:
         conf["execution.state-recovery.path"] = cfg.restore_from
     conf.update(cfg.flink_conf)

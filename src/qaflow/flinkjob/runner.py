@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qaflow.core.errors import QaflowError
+from qaflow.core.settings import for_service
 from qaflow.plumbing.process import ChildProcess
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,8 @@ class LocalJob:
         return [self.python, str(JOB_FILE), *args]
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ if self.env is None else self.env)
+        # The job refuses QAFLOW_* variables only other services read (a shared configuration).
+        env = for_service(os.environ if self.env is None else self.env, "score-job")
         env["FLINK_LOG_DIR"] = str(self.log_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env

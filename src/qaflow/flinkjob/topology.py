@@ -76,11 +76,11 @@ def source(cfg: JobConfig) -> KafkaSource:
         KafkaSource.builder()
         .set_bootstrap_servers(cfg.bootstrap_servers)
         .set_topics(cfg.topics[INPUT_TOPIC])
-        .set_group_id(cfg.group_id)
-        .set_starting_offsets(starting_offsets(cfg.starting_offsets))
+        .set_group_id(cfg.settings.flink_group_id)
+        .set_starting_offsets(starting_offsets(cfg.settings.flink_starting_offsets))
         .set_value_only_deserializer(SimpleStringSchema())
         .set_property("partition.discovery.interval.ms", PARTITION_DISCOVERY_MS)
-        .set_property("client.id.prefix", cfg.group_id)
+        .set_property("client.id.prefix", cfg.settings.flink_group_id)
     )
     for key, value in cfg.kafka_properties.items():
         builder.set_property(key, value)
@@ -112,16 +112,16 @@ def sink_descriptor(cfg: JobConfig) -> TableDescriptor:
         .schema(schema)
         .option("topic", allowed)
         .option("properties.bootstrap.servers", cfg.bootstrap_servers)
-        .option("properties.client.id", f"{cfg.group_id}-sink")
+        .option("properties.client.id", f"{cfg.settings.flink_group_id}-sink")
         .option("key.format", "raw")
         .option("key.fields", "key")
         .option("value.format", "raw")
         .option("value.fields-include", "EXCEPT_KEY")
         .option("sink.partitioner", "default")
-        .option("sink.delivery-guarantee", cfg.delivery_guarantee)
+        .option("sink.delivery-guarantee", cfg.settings.flink_delivery_guarantee)
     )
-    if cfg.delivery_guarantee == "exactly-once":
-        builder.option("sink.transactional-id-prefix", cfg.transactional_id_prefix)
+    if cfg.settings.flink_delivery_guarantee == "exactly-once":
+        builder.option("sink.transactional-id-prefix", cfg.settings.flink_transactional_id_prefix)
         # Longer than a checkpoint plus a restart, within the broker's transaction.max.timeout.ms.
         builder.option("properties.transaction.timeout.ms", str(15 * 60 * 1000))
     for key, value in cfg.kafka_properties.items():
@@ -143,7 +143,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> None:
         t_env.to_data_stream(table)
         .key_by(lambda row: row[0], key_type=Types.STRING())
         .process(
-            RouteAnswers(cfg.policy, cfg.topics, cfg.open_state_ttl_s, cfg.terminal_state_ttl_s),
+            RouteAnswers(cfg.policy, cfg.topics, cfg.settings.flink_open_state_ttl_s,
+                         cfg.settings.flink_terminal_state_ttl_s),
             output_type=OUT_TYPE,
         )
         .uid("route")
@@ -161,4 +162,4 @@ def run(cfg: JobConfig) -> Any:
     logger.info("score job config: %s", cfg.redacted())
     env = environment(cfg)
     build(env, cfg)
-    return env.execute(cfg.job_name)
+    return env.execute(cfg.settings.flink_job_name)

@@ -29,6 +29,7 @@ from qaflow.pipeline.retry_worker import RetryWorker
 from qaflow.pipeline.score import ScoreStage
 from qaflow.pipeline.storage import StorageStage
 from qaflow.pipeline.submit import Source, Submitter
+from qaflow.pipeline.submit_many import submit_many
 from qaflow.pipeline.summary import RunSummary
 from qaflow.pipeline.worker import ConcurrentWorker, Decoded, Worker
 from qaflow.scoring import make_scorer
@@ -39,6 +40,8 @@ from qaflow.store import open_store
 logger = logging.getLogger(__name__)
 
 CHUNK = 128
+QUIET_POLL_S = 0.02  # poll wait of each stage after a round that moved nothing (real bus only)
+COMMIT_INTERVAL_S = 0.25  # real bus: offsets committed at most this often (and when a stage is idle)
 Progress = Callable[[int, int | None], None]  # (finished, total or None while unknown)
 
 
@@ -130,6 +133,8 @@ class EmbeddedPipeline:
         submitter = Submitter(self.store, self.cache, producer, self.s.cache_ttl_s)
         workers = self._workers()
         for w in workers:
+            if not self.s.bus_url.startswith("memory://"):
+                w.commit_interval_s = COMMIT_INTERVAL_S  # a broker round trip per step was a tenth of the run
             w.start()
         self.store.start_run(self.run_id, self._config())
         summary = RunSummary(run_id=self.run_id, threshold=self.s.threshold, max_generations=self.s.max_generations)
@@ -161,11 +166,11 @@ class EmbeddedPipeline:
     def _submit(
         self, chunk: list[Question], submitter: Submitter, summary: RunSummary, ids: list[str], total: int | None
     ) -> None:
-        for q in chunk:
-            msg = QuestionMessage.new(
-                q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id
-            )
-            sub = submitter.submit(msg)
+        messages = [
+            QuestionMessage.new(q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id)
+            for q in chunk
+        ]
+        for sub in submit_many(submitter, messages):  # one store read and one flush per chunk
             summary.questions += 1
             ids.append(sub.question_id)
             if sub.source in (Source.CACHE, Source.STORE):
@@ -189,13 +194,17 @@ class EmbeddedPipeline:
         in_memory = self.s.bus_url.startswith("memory://")
         stall_limit_s = 0.0 if in_memory else 180.0
         last_progress = time.monotonic()
+        wait = 0.0
         while len(self._pending) >= until_pending_below:
             # Let the LLM stage take everything it can first, so the scorer gets full batches.
-            wait = 0.0 if in_memory else 0.1
+            # No poll waits while records flow (each stage's wait used to idle the loop, issue 13);
+            # a real bus gets a short one only after a round that moved nothing.
             moved = self._drain(llm) + sum(w.step(wait) for w in (score, retry, storage))
             if moved:
+                wait = 0.0
                 last_progress = time.monotonic()
                 continue
+            wait = 0.0 if in_memory else QUIET_POLL_S
             due = retry.next_due()
             if due is not None:
                 time.sleep(max(0.0, min(1.0, due - time.time())))

@@ -56,10 +56,10 @@ class StorageStage:
             calls=[m for m in messages if isinstance(m, CallRecord)],
         )
         self.store.write(batch)  # durable before the caller commits offsets
-        for r in results:
-            if r.status in CACHED:
-                # Cache what the store now holds, so a worse duplicate never shadows a better row.
-                stored = self.store.get_result(r.question_id) if len(results) < 64 else r
-                if stored is not None and stored.status in CACHED:
-                    self.cache.put(stored, self.ttl_s)
+        cacheable = [r.question_id for r in results if r.status in CACHED]
+        # Cache what the store now holds (one query for the batch), so a worse duplicate never
+        # shadows a better row.
+        for stored in self.store.get_results(cacheable).values() if cacheable else ():
+            if stored.status in CACHED:
+                self.cache.put(stored, self.ttl_s)
         return batch

@@ -112,6 +112,11 @@ class Worker:
         self._tries: dict[tuple[str, int, int], int] = {}
         self._transient_run = 0  # transient failures in a row, for the backoff
         self._outbox: list[tuple[list[Output], Callable[[], None]]] = []
+        # Commits at most this often (0: after every step). Offsets waiting are committed when
+        # a poll comes back empty, on drain and on close; a crash re-delivers at most this much.
+        self.commit_interval_s = 0.0
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        self._last_commit = time.monotonic()
 
     @property
     def idle(self) -> bool:
@@ -132,6 +137,7 @@ class Worker:
         self.flush_outbox()
         records = self.consumer.poll(timeout_s, self.max_records)
         if not records:
+            self.commit_pending()
             return 0
         ok, bad = decode_records(records, self.stage)
         if self.inline_dead_letters:
@@ -266,11 +272,20 @@ class Worker:
             self.producer.flush()
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Commit; a retriable refusal (the group rebalanced, the broker is away) is counted
+        """Commit (now, or with the next commit when ``commit_interval_s`` has not passed since
+        the last); a retriable refusal (the group rebalanced, the broker is away) is counted
         and logged and the loop goes on: the records behind it are delivered again, to this
         consumer or the partition's new owner, or covered by the next commit."""
+        self._uncommitted.update(offsets)
+        if time.monotonic() - self._last_commit >= self.commit_interval_s:
+            self.commit_pending()
+
+    def commit_pending(self) -> None:
+        """Commit the offsets waiting for the commit interval, if any."""
+        offsets, self._uncommitted = self._uncommitted, {}
         if not offsets:
             return
+        self._last_commit = time.monotonic()
         try:
             self.consumer.commit(offsets)
         except BusError as exc:
@@ -281,6 +296,11 @@ class Worker:
 
     def close(self) -> None:
         self.stop.set()
+        if self._uncommitted:
+            try:
+                self.commit_pending()
+            except BusError as exc:  # closing anyway: the records behind it come again
+                logger.warning("stage %s: last commit failed on close: %s", self.stage, exc)
         self.consumer.close()
         self.producer.close()
 
@@ -349,6 +369,8 @@ class ConcurrentWorker(Worker):
         finished = self._collect(min(0.05, self.keepalive_s) if records else min(timeout_s, self.keepalive_s)) \
             if self._running else 0
         self._commit_done()
+        if not records and not finished:
+            self.commit_pending()
         return len(records) + finished
 
     def _run_one(self, msg: Any, rec: Record) -> list[Output]:
@@ -423,6 +445,7 @@ class ConcurrentWorker(Worker):
             self._collect(self.keepalive_s)
             self._keep_alive_if_due()
         self._commit_done()
+        self.commit_pending()
 
     def close(self) -> None:
         self._closing.set()

@@ -1,6 +1,6 @@
 """Scorers behind one batched interface (:class:`~qaflow.scoring.base.Scorer`).
 
-``make_scorer`` picks one by ``QAFLOW_SCORER`` and imports it lazily, so the light
+``make_scorer`` picks one by ``QAFLOW_SCORER`` (see :mod:`qaflow.scoring.registry`) and imports it lazily, so the light
 install (lexical, remote) never imports torch.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from qaflow.core.errors import ConfigError, ScoringError
+from qaflow.core.errors import ScoringError
 
 if TYPE_CHECKING:
     from qaflow.core.settings import ScorerSettings
@@ -40,18 +40,8 @@ def check_pairs(candidates: Sequence[str], references: Sequence[str]) -> None:
 
 
 def make_scorer(settings: ScorerSettings) -> Scorer:
-    """The scorer named by ``settings.scorer``, not started yet."""
-    if settings.scorer == "bertscore":
-        from qaflow.scoring.bertscore import BertScoreScorer
+    """The scorer named by ``settings.scorer`` (declared in :mod:`qaflow.scoring.registry`), not started yet."""
+    from qaflow.scoring.registry import FAMILY
 
-        return BertScoreScorer(settings)
-    if settings.scorer == "lexical":
-        from qaflow.scoring.lexical import LexicalScorer
-
-        return LexicalScorer()
-    if settings.scorer == "remote":
-        from qaflow.scoring.remote import RemoteScorer
-
-        return RemoteScorer(settings)
-    msg = f"QAFLOW_SCORER: unknown scorer {settings.scorer!r} (bertscore, lexical or remote)"
-    raise ConfigError(msg)
+    scorer: Scorer = FAMILY.load(settings.scorer)(settings)
+    return scorer

@@ -25,8 +25,12 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from qaflow.scoring import check_pairs
+
+if TYPE_CHECKING:
+    from qaflow.core.settings import ScorerSettings
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -88,6 +92,9 @@ def token_f1(candidate: str, reference: str) -> float:
 
 class LexicalScorer:
     name = "lexical"
+
+    def __init__(self, settings: ScorerSettings | None = None) -> None:
+        """Needs no settings; takes them like every scorer (see :func:`qaflow.scoring.make_scorer`)."""
 
     @property
     def identity(self) -> dict[str, str]:

@@ -66,6 +66,9 @@ class Store(Protocol):
     def record_question(self, question: QuestionMessage) -> bool:
         """Remember a submitted question. True only for the first submission of its id."""
 
+    def record_questions(self, questions: Sequence[QuestionMessage]) -> set[str]:
+        """``record_question`` for many at once: the ids that were first submissions (a repeat counts once)."""
+
     def release_question(self, question_id: str) -> None:
         """Forget that a question was enqueued (its enqueue failed), so it is enqueued again."""
 
@@ -73,6 +76,9 @@ class Store(Protocol):
         """Apply results, attempts and dead letters in one transaction."""
 
     def get_result(self, question_id: str) -> ResultMessage | None: ...
+
+    def get_results(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        """The stored results of ``question_ids`` that have one, by id, in one query."""
 
     def get_attempts(self, question_id: str) -> list[ScoreRecord]: ...
 

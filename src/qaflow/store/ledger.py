@@ -35,8 +35,8 @@ COLUMNS = (
     "started_at",
     "finished_at",
 )
-INSERT = (
-    f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+INSERT_CALLS = (  # {values}: the VALUES list, filled by SqlStore.insert_many
+    f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) VALUES {{values}} "
     "ON CONFLICT (question_id, generation, delivery) DO NOTHING"
 )
 KIND = "CASE WHEN delivery > 1 THEN 'retry' WHEN generation > 1 THEN 'regeneration' ELSE 'first' END"
@@ -63,10 +63,17 @@ class LedgerQueries:
     def get_attempts(self, question_id: str) -> list[ScoreRecord]:
         raise NotImplementedError
 
+    def insert_many(self, cur: Any, sql: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
     def insert_calls(self, cur: Any, calls: Sequence[CallRecord]) -> None:
-        """Insert call records inside the caller's transaction; a key already stored is skipped."""
-        if calls:
-            cur.executemany(self._q(INSERT), [tuple(getattr(c, col) for col in COLUMNS) for c in calls])
+        """Insert call records inside the caller's transaction, one statement for the batch; a key
+        already stored is skipped, and so is a repeat of a key within the batch."""
+        first: dict[tuple[str, int, int], CallRecord] = {}
+        for c in calls:
+            first.setdefault((c.question_id, c.generation, c.delivery), c)
+        rows = [tuple(getattr(c, col) for col in COLUMNS) for c in first.values()]
+        self.insert_many(cur, INSERT_CALLS, len(COLUMNS), rows)
 
     @staticmethod
     def _ledger_filter(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -90,6 +90,13 @@ class PostgresStore(SqlStore):
                 raise
             finally:
                 pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def insert_many(self, cur: Any, sql: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """All rows in one multi-row statement (``psycopg2.extras.execute_values``): one round trip."""
+        from psycopg2.extras import execute_values
+
+        if rows:
+            execute_values(cur, sql.format(values="%s"), rows, page_size=len(rows))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -60,6 +60,122 @@ def dead_letter_key(dl: DeadLetter) -> str:
     if o.offset is not None:
         return f"{o.topic}:{o.partition}:{o.offset}"
     return "sha256:" + hashlib.sha256(dl.encode()).hexdigest()
+
+
+RESULT_COLS = (
+    "question_id",
+    "status",
+    "answer",
+    "score",
+    "best_generation",
+    "generations",
+    "delivery",
+    "model",
+    "scorer",
+    "error",
+    "run_id",
+    "submitted_at",
+    "finished_at",
+    "rank",
+    "body",
+    "truncated",
+)
+ATTEMPT_COLS = (
+    "question_id", "generation", "answer", "score", "decision", "model", "provider", "scorer",
+    "llm_latency_ms", "prompt_tokens", "completion_tokens", "run_id", "scored_at", "body", "truncated",
+)
+DEAD_LETTER_COLS = (
+    "dedup_key", "question_id", "reason", "stage", "origin_topic", "origin_partition", "origin_offset",
+    "failed_at", "body",
+)
+UPSERT_RESULTS = (
+    f"INSERT INTO results ({', '.join(RESULT_COLS)}) VALUES {{values}} "
+    f"ON CONFLICT (question_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in RESULT_COLS[1:])} "
+    "WHERE excluded.rank > results.rank"
+)
+INSERT_ATTEMPTS = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLS)}) VALUES {{values}} "
+    "ON CONFLICT (question_id, generation) DO NOTHING"
+)
+INSERT_DEAD_LETTERS = (
+    f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLS)}) VALUES {{values}} ON CONFLICT (dedup_key) DO NOTHING"
+)
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+def first_by(items: Iterable[T], key: Callable[[T], K]) -> list[T]:
+    """The first item of each key, in order (a multi-row INSERT may not touch one row twice)."""
+    out: dict[K, T] = {}
+    for item in items:
+        out.setdefault(key(item), item)
+    return list(out.values())
+
+
+def best_results(results: Iterable[ResultMessage]) -> list[ResultMessage]:
+    """Per question, the result the row-by-row upsert would have kept: the first of the highest rank."""
+    best: dict[str, ResultMessage] = {}
+    for r in results:
+        kept = best.get(r.question_id)
+        if kept is None or rank(r) > rank(kept):
+            best[r.question_id] = r
+    return list(best.values())
+
+
+def result_row(r: ResultMessage) -> tuple[Any, ...]:
+    return (
+        r.question_id,
+        r.status.value,
+        r.answer,
+        r.score,
+        r.best_generation,
+        r.generations,
+        r.delivery,
+        r.model,
+        json.dumps(r.scorer) if r.scorer else None,
+        r.error,
+        r.run_id,
+        r.submitted_at,
+        r.finished_at,
+        rank(r),
+        r.model_dump_json(),
+        r.truncated,
+    )
+
+
+def attempt_row(a: ScoreRecord) -> tuple[Any, ...]:
+    return (
+        a.question_id,
+        a.generation,
+        a.answer,
+        a.score,
+        a.decision,
+        a.model,
+        a.provider,
+        json.dumps(a.scorer),
+        a.llm_latency_ms,
+        a.prompt_tokens,
+        a.completion_tokens,
+        a.run_id,
+        a.scored_at,
+        a.model_dump_json(),
+        a.truncated,
+    )
+
+
+def dead_letter_row(d: DeadLetter) -> tuple[Any, ...]:
+    qid = d.question_id or (d.question.question_id if d.question else None)
+    return (
+        dead_letter_key(d),
+        qid,
+        d.reason,
+        d.stage,
+        d.origin.topic,
+        d.origin.partition,
+        d.origin.offset,
+        d.failed_at,
+        d.model_dump_json(),
+    )
 
 
 class SqlStore(LedgerQueries):
@@ -128,6 +244,30 @@ class SqlStore(LedgerQueries):
             )
             return bool(cur.rowcount == 1)
 
+    def record_questions(self, questions: Sequence[QuestionMessage]) -> set[str]:
+        """:meth:`record_question` for many questions in one statement per 500: the ids recorded
+        now (first submissions, and stale ones enqueued again). A repeated id counts once."""
+        qs = first_by((repaired(q) for q in questions), lambda q: q.question_id)
+        recorded: set[str] = set()
+        now = time.time()
+        for start in range(0, len(qs), 500):
+            part = qs[start : start + 500]
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+            sql = f"""INSERT INTO questions (question_id, title, content, reference_answer, category, run_id,
+                                            submitted_at, enqueued_at)
+                      VALUES {rows}
+                      ON CONFLICT (question_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
+                      WHERE questions.enqueued_at < ?
+                        AND NOT EXISTS (SELECT 1 FROM results r WHERE r.question_id = questions.question_id)
+                      RETURNING question_id"""
+            params = [v for q in part for v in (q.question_id, q.title, q.content, q.reference_answer, q.category,
+                                                q.run_id, q.submitted_at, now)]
+            with self.transaction() as conn:
+                cur = conn.cursor()
+                cur.execute(self._q(sql), (*params, now - STALE_QUEUED_S))
+                recorded.update(str(row[0]) for row in cur.fetchall())
+        return recorded
+
     def release_question(self, question_id: str) -> None:
         """Undo ``record_question`` after a failed enqueue, so the next submission enqueues it."""
         with self.transaction() as conn:
@@ -140,109 +280,27 @@ class SqlStore(LedgerQueries):
             )
 
     def write(self, batch: WriteBatch) -> None:
+        """One transaction, one multi-row statement per table (issue 13: a statement per row made
+        the storage-writer wait on PostgreSQL). Rows of one key are folded first, as applying them
+        one at a time would: the best result per question (the first of equal rank), the first
+        attempt per (question, generation), the first dead letter per dedup key."""
         if not len(batch):
             return
+        results = best_results(repaired(r) for r in batch.results)
+        attempts = first_by((repaired(a) for a in batch.attempts), lambda a: (a.question_id, a.generation))
+        dead = first_by((repaired(d) for d in batch.dead_letters), dead_letter_key)
         with self.transaction() as conn:
             cur = conn.cursor()
-            for r in batch.results:
-                self._upsert_result(cur, repaired(r))
-            for a in batch.attempts:
-                self._insert_attempt(cur, repaired(a))
-            for d in batch.dead_letters:
-                self._insert_dead_letter(cur, repaired(d))
+            self.insert_many(cur, UPSERT_RESULTS, len(RESULT_COLS), [result_row(r) for r in results])
+            self.insert_many(cur, INSERT_ATTEMPTS, len(ATTEMPT_COLS), [attempt_row(a) for a in attempts])
+            self.insert_many(cur, INSERT_DEAD_LETTERS, len(DEAD_LETTER_COLS), [dead_letter_row(d) for d in dead])
             self.insert_calls(cur, [repaired(c) for c in batch.calls])
 
-    def _upsert_result(self, cur: Any, r: ResultMessage) -> None:
-        cols = (
-            "question_id",
-            "status",
-            "answer",
-            "score",
-            "best_generation",
-            "generations",
-            "delivery",
-            "model",
-            "scorer",
-            "error",
-            "run_id",
-            "submitted_at",
-            "finished_at",
-            "rank",
-            "body",
-            "truncated",
-        )
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
-        sql = (
-            f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT (question_id) DO UPDATE SET {updates} WHERE excluded.rank > results.rank"
-        )
-        cur.execute(
-            self._q(sql),
-            (
-                r.question_id,
-                r.status.value,
-                r.answer,
-                r.score,
-                r.best_generation,
-                r.generations,
-                r.delivery,
-                r.model,
-                json.dumps(r.scorer) if r.scorer else None,
-                r.error,
-                r.run_id,
-                r.submitted_at,
-                r.finished_at,
-                rank(r),
-                r.model_dump_json(),
-                r.truncated,
-            ),
-        )
-
-    def _insert_attempt(self, cur: Any, a: ScoreRecord) -> None:
-        sql = """INSERT INTO attempts (question_id, generation, answer, score, decision, model, provider, scorer,
-                     llm_latency_ms, prompt_tokens, completion_tokens, run_id, scored_at, body, truncated)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (question_id, generation) DO NOTHING"""
-        cur.execute(
-            self._q(sql),
-            (
-                a.question_id,
-                a.generation,
-                a.answer,
-                a.score,
-                a.decision,
-                a.model,
-                a.provider,
-                json.dumps(a.scorer),
-                a.llm_latency_ms,
-                a.prompt_tokens,
-                a.completion_tokens,
-                a.run_id,
-                a.scored_at,
-                a.model_dump_json(),
-                a.truncated,
-            ),
-        )
-
-    def _insert_dead_letter(self, cur: Any, d: DeadLetter) -> None:
-        sql = """INSERT INTO dead_letters (dedup_key, question_id, reason, stage, origin_topic, origin_partition,
-                     origin_offset, failed_at, body)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"""
-        qid = d.question_id or (d.question.question_id if d.question else None)
-        cur.execute(
-            self._q(sql),
-            (
-                dead_letter_key(d),
-                qid,
-                d.reason,
-                d.stage,
-                d.origin.topic,
-                d.origin.partition,
-                d.origin.offset,
-                d.failed_at,
-                d.model_dump_json(),
-            ),
-        )
+    def insert_many(self, cur: Any, sql: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run ``sql`` (with ``{values}`` where the VALUES list goes) for every row (dialect hook:
+        SQLite runs in process, so ``executemany`` is enough; PostgreSQL sends one statement)."""
+        if rows:
+            cur.executemany(self._q(sql.format(values="(" + ", ".join("?" * width) + ")")), rows)
 
     def _one(self, sql: str, params: Sequence[Any]) -> Any:
         with self.transaction() as conn:
@@ -263,6 +321,15 @@ class SqlStore(LedgerQueries):
     def get_result(self, question_id: str) -> ResultMessage | None:
         row = self._one("SELECT body FROM results WHERE question_id = ?", (question_id,))
         return ResultMessage.model_validate_json(self._text(row[0])) if row else None
+
+    def get_results(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        """The stored results of ``question_ids`` (those that have one), in one query."""
+        ids = sorted(set(question_ids))
+        if not ids:
+            return {}
+        rows = self._all(f"SELECT body FROM results WHERE question_id IN ({', '.join('?' * len(ids))})", ids)
+        found = (ResultMessage.model_validate_json(self._text(r[0])) for r in rows)
+        return {r.question_id: r for r in found}
 
     def get_attempts(self, question_id: str) -> list[ScoreRecord]:
         rows = self._all("SELECT body FROM attempts WHERE question_id = ? ORDER BY generation", (question_id,))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from qaflow.core import plugins
 from qaflow.core.errors import ConfigError, ScoringError
 from qaflow.core.settings import ScorerServiceSettings, load
 from qaflow.services.scorer.metrics import BATCH, TRUNCATED
@@ -64,8 +65,8 @@ def create_app(settings: ScorerServiceSettings | None = None) -> Flask:
     The model loads on first use (or when gunicorn's post_worker_init warms it), never here.
     """
     settings = settings or load(ScorerServiceSettings)
-    if settings.scorer == "remote":
-        msg = "QAFLOW_SCORER=remote: the scorer service must score itself (bertscore or lexical)"
+    if plugins.family("scorer").get(settings.scorer).remote:
+        msg = f"QAFLOW_SCORER={settings.scorer}: the scorer service must score itself, not call a service"
         raise ConfigError(msg)
     app = base_app(__name__, ScorerRuntime(settings), body_limit(settings.scorer_max_batch, settings.scorer_max_chars))
     app.register_blueprint(bp)

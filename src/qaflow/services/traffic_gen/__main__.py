@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from qaflow.cli.options import Option, add_arguments
 from qaflow.core.errors import ConfigError, DatasetError
-from qaflow.core.settings import PREFIX, TrafficGenSettings, load
+from qaflow.core.settings import TrafficGenSettings, load
 from qaflow.datasets import open_dataset
 from qaflow.services.logs import configure_logging
 from qaflow.services.probes import Probes
@@ -57,12 +58,7 @@ def parser() -> argparse.ArgumentParser:
         description="Send a data set through the qaflow api at a rate (Poisson, bursty or uniform arrivals, "
         "a share of repeats) and report what came back.",
     )
-    fields = TrafficGenSettings.model_fields
-    for option, name in OPTIONS.items():
-        f = fields[name]
-        choices = getattr(f.annotation, "__args__", None) if "Literal" in str(f.annotation) else None
-        p.add_argument(option, dest=name, default=None, choices=choices, metavar=None if choices else "VALUE",
-                       help=f"{f.description} [env {PREFIX}{name.upper()}, default {f.default!r}]")
+    add_arguments(p, TrafficGenSettings, [Option(flag, name, metavar="VALUE") for flag, name in OPTIONS.items()])
     p.add_argument("--json", action="store_true", help="Print the summary as JSON instead of a table.")
     p.add_argument("--workers", type=int, default=16, help="Threads sending requests (default 16), so slow "
                    "replies do not hold back the arrivals.")

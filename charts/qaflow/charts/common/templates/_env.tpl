@@ -2,7 +2,8 @@
 The environment of a qaflow container, built from the contract (global.contract) and the
 backends (global.kafka / global.postgres / global.redis). Services refuse to start on an
 unknown QAFLOW_* variable, so only names from global.contract.envNames, global.config and
-the values' env maps are rendered; tests/charts checks them against known_variables().
+the values' env maps are rendered; tests/charts checks them against known_variables(). A
+global.config entry goes only to the services that read it (qaflow.variables, generated).
 
 Order matters: Kubernetes expands $(VAR) only from variables defined earlier in the list,
 so the passwords that the URLs interpolate come first.
@@ -17,8 +18,12 @@ Usage: include "qaflow.env" .   (a subchart's root context)
 {{- $literal := dict -}}
 {{- $first := list -}}
 {{- $secret := list -}}
+{{- $vars := include "qaflow.variables" . | fromYaml -}}
+{{- $reads := index $vars .Chart.Name | default list -}}
 {{- range $k, $v := ($g.config | default dict) -}}
+{{- if or (has $k $reads) (not (has $k $vars._all)) -}}
 {{- $_ := set $literal $k (include "qaflow.str" $v) -}}
+{{- end -}}
 {{- end -}}
 {{- if $c.port -}}
 {{- $_ := set $literal $n.httpPort (include "qaflow.str" $c.port) -}}

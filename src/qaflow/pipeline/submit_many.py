@@ -1,0 +1,63 @@
+"""Submitting a chunk of questions at once (``qaflow run``): the decisions of
+:meth:`Submitter.submit` for each question, with the round trips of the chunk shared.
+
+Per question, ``Submitter.submit`` reads the store, records the question and flushes the
+producer: over real backends, ``qaflow run`` spent most of its submission time waiting on
+those round trips (issue 13, item 2). Here the store is read once for the chunk
+(``Store.get_results``), the new questions recorded in one statement (``Store.record_questions``)
+and the producer flushed once, after every new question was sent. If the flush fails, every question
+of the chunk is released (so a later submission enqueues it again) and the error is raised,
+as ``Submitter.submit`` does for one question.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from qaflow.core import topics
+from qaflow.core.messages import QuestionMessage, Status
+from qaflow.pipeline.submit import Source, Submission, Submitter
+
+logger = logging.getLogger(__name__)
+
+
+def submit_many(submitter: Submitter, questions: Sequence[QuestionMessage]) -> list[Submission]:
+    """One :class:`Submission` per question, in order (a repeat within the chunk is ``IN_FLIGHT``).
+
+    Raises what the producer's ``flush`` raises (a :class:`~qaflow.core.errors.DeliveryError`),
+    after releasing the questions it recorded.
+    """
+    store, cache = submitter.store, submitter.cache
+    hits = {q.question_id: hit for q in questions if (hit := cache.get(q.question_id)) is not None}
+    stored = store.get_results([q.question_id for q in questions if q.question_id not in hits])
+    answered = hits.keys() | stored.keys()
+    recorded = store.record_questions([q for q in questions if q.question_id not in answered])
+    out: list[Submission] = []
+    sent: list[str] = []
+    try:
+        for q in questions:
+            qid = q.question_id
+            if qid in hits:
+                out.append(Submission(qid, Source.CACHE, hits[qid].status, hits[qid]))
+                continue
+            if qid in stored:
+                result = stored[qid]
+                if result.status is not Status.FAILED:
+                    cache.put(result, submitter.ttl_s)  # refill
+                out.append(Submission(qid, Source.STORE, result.status, result))
+                continue
+            if qid not in recorded or qid in sent:
+                out.append(Submission(qid, Source.IN_FLIGHT, store.status(qid) or Status.QUEUED))
+                continue
+            sent.append(qid)
+            submitter.producer.send(topics.QUESTIONS, qid, q.encode())
+            out.append(Submission(qid, Source.QUEUED, Status.QUEUED))
+        if sent:
+            submitter.producer.flush()
+    except Exception:
+        for qid in sorted(recorded):  # else they would wait STALE_QUEUED_S before a re-enqueue
+            store.release_question(qid)
+        raise
+    logger.debug("enqueued %d of %d questions", len(sent), len(questions))
+    return out

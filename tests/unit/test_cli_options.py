@@ -1,0 +1,72 @@
+"""Command-line options are generated from settings fields (qaflow.cli.options), for every command."""
+
+from __future__ import annotations
+
+import argparse
+
+import click
+import pytest
+from pydantic_settings import BaseSettings
+
+from qaflow.cli import options as opts
+from qaflow.cli.run import OPTIONS as RUN_OPTIONS
+from qaflow.cli.run import run
+from qaflow.core import plugins
+from qaflow.core.settings import EmbeddedSettings, ScoreJobSettings, TrafficGenSettings
+from qaflow.flinkjob.args import OPTIONS as JOB_OPTIONS
+from qaflow.flinkjob.args import parser as job_parser
+from qaflow.services.traffic_gen.__main__ import OPTIONS as TRAFFIC_OPTIONS
+from qaflow.services.traffic_gen.__main__ import parser as traffic_parser
+
+COMMANDS: list[tuple[type[BaseSettings], list[opts.Option]]] = [
+    (EmbeddedSettings, list(RUN_OPTIONS)),
+    (ScoreJobSettings, list(JOB_OPTIONS)),
+    (TrafficGenSettings, [opts.Option(flag, name) for flag, name in TRAFFIC_OPTIONS.items()]),
+]
+
+
+@pytest.mark.parametrize(("cls", "options"), COMMANDS)
+def test_help_names_the_variable_and_the_fields_own_default(
+    cls: type[BaseSettings], options: list[opts.Option]
+) -> None:
+    for option in options:
+        text = opts.option_help(cls, option)
+        info = cls.model_fields[option.field]
+        assert info.description and info.description in text, option
+        assert f"[env QAFLOW_{option.field.upper()}, default {opts.shown_default(cls, option.field)}]" in text
+
+
+def test_choices_come_from_the_registry_or_the_literal() -> None:
+    assert opts.choices(EmbeddedSettings, "llm_provider") == plugins.family("llm_provider").names()
+    assert opts.choices(EmbeddedSettings, "scorer") == plugins.family("scorer").names()
+    assert opts.choices(ScoreJobSettings, "flink_delivery_guarantee") == ("at-least-once", "exactly-once")
+    assert opts.choices(EmbeddedSettings, "bus_url") is None  # a URL: free text, checked by its scheme
+    assert opts.choices(EmbeddedSettings, "threshold") is None
+
+
+def test_every_command_offers_the_registry_choices() -> None:
+    names = set(plugins.family("scorer").names())
+    run_params = {p.name: p for p in run.params}
+    assert isinstance(run_params["scorer"].type, click.Choice) and set(run_params["scorer"].type.choices) == names
+    for p in (job_parser(),):
+        action = next(a for a in p._actions if a.dest == "scorer")
+        assert set(action.choices or ()) == names
+    distribution = next(a for a in traffic_parser()._actions if a.dest == "traffic_distribution")
+    assert tuple(distribution.choices or ()) == ("poisson", "bursty", "uniform")
+
+
+def test_click_types_carry_the_fields_bounds() -> None:
+    params = {p.name: p for p in run.params}
+    threshold = params["threshold"].type
+    assert isinstance(threshold, click.FloatRange) and (threshold.min, threshold.max) == (0.0, 1.0)
+    generations = params["max_generations"].type
+    assert isinstance(generations, click.IntRange) and (generations.min, generations.max) == (1, 20)
+    with pytest.raises(click.BadParameter):
+        threshold.convert("1.5", None, None)
+
+
+def test_argparse_values_reach_the_settings_as_overrides() -> None:
+    p = argparse.ArgumentParser()
+    options = [opts.Option("--rate", "traffic_rate"), opts.Option("--run-id", "run_id")]
+    opts.add_arguments(p, TrafficGenSettings, options)
+    assert opts.overrides(p.parse_args(["--rate", "2.5"]), options) == {"traffic_rate": "2.5", "run_id": None}
