@@ -1,9 +1,18 @@
 """``postgresql://user:pass@host:port/db``: the store on PostgreSQL, through psycopg2.
 
-A ``ThreadedConnectionPool`` (sized by the URL's ``pool_min`` / ``pool_max`` query
-parameters, default 1 and 8; they are removed before libpq sees the URL) serves the
-threads of a process. Migrations take a transaction-scoped advisory lock, so several
-processes starting at once apply each migration exactly once.
+A pool of psycopg2 connections serves the threads (or greenlets) of a process. It is sized
+by the URL's ``pool_min`` / ``pool_max`` query parameters (default 1 and 8; they are removed
+before libpq sees the URL): ``pool_min`` connections open at start, more open on demand, and
+every connection opened is kept, up to ``pool_max``; a caller finding all of them in use waits.
+
+Why keep them: psycopg2's ``ThreadedConnectionPool`` closes a returned connection whenever
+``minconn`` connections are idle already, so with ``pool_min=1`` most requests of a busy api
+opened a new PostgreSQL session (1,114-1,192 new sessions per 1,500 requests, issue 13).
+:class:`KeepingPool` is that same pool with the keep limit raised to ``maxconn`` after the
+first connections open; a connection that failed is still closed and replaced on demand.
+
+Migrations take a transaction-scoped advisory lock, so several processes starting at once
+apply each migration exactly once.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from qaflow.core.errors import ConfigError, MissingExtraError
+from qaflow.core.messages import ResultMessage, ScoreRecord, Status
 from qaflow.store.sql import Dialect, SqlStore
 
 logger = logging.getLogger(__name__)
@@ -24,6 +34,22 @@ POSTGRES = Dialect(param="%s", json="JSONB", float="DOUBLE PRECISION", serial="B
 MIGRATION_LOCK = 0x71A_F10E  # pg_advisory_xact_lock key: "qaflow migrations"
 POOL_DEFAULTS = {"pool_min": 1, "pool_max": 8}
 LIBPQ_DEFAULTS = {"connect_timeout": "5", "application_name": "qaflow"}
+
+
+def sized_url(url: str, size: int) -> str:
+    """``url`` with ``pool_min=pool_max=size`` unless it names a pool size itself; other URLs unchanged.
+
+    The api sizes its pool by its own concurrency (one connection per gunicorn thread), opened
+    at warm-up; an operator's ``pool_min``/``pool_max`` in ``QAFLOW_STORE_URL`` win.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return url
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "pool_max" in query or "pool_min" in query:
+        return url
+    query.update(pool_min=str(size), pool_max=str(size))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def split_url(url: str) -> tuple[str, int, int]:
@@ -46,6 +72,21 @@ def split_url(url: str) -> tuple[str, int, int]:
     return dsn, sizes["pool_min"], sizes["pool_max"]
 
 
+def keeping_pool(opened: int, maxconn: int, dsn: str) -> Any:
+    """A psycopg2 ``ThreadedConnectionPool`` that opens ``opened`` connections now and keeps every
+    returned connection up to ``maxconn`` (psycopg2 keeps at most ``minconn``: ``pool.py``, ``_putconn``).
+
+    ``minconn`` is read nowhere else after the constructor has opened the first connections,
+    so raising it to ``maxconn`` there turns "keep ``minconn``" into "keep all", while
+    connections still open lazily. Raises psycopg2.OperationalError when the first ones cannot open.
+    """
+    from psycopg2.pool import ThreadedConnectionPool
+
+    pool = ThreadedConnectionPool(opened, maxconn, dsn)
+    pool.minconn = maxconn
+    return pool
+
+
 class PostgresStore(SqlStore):
     dialect = POSTGRES
 
@@ -58,12 +99,12 @@ class PostgresStore(SqlStore):
 
     def start(self) -> None:
         try:
-            from psycopg2.pool import ThreadedConnectionPool
+            import psycopg2.pool  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the install
             msg = "psycopg2"
             raise MissingExtraError(msg, "postgres") from exc
         if self._pool is None:
-            self._pool = ThreadedConnectionPool(self._min, self._max, self._dsn)
+            self._pool = keeping_pool(self._min, self._max, self._dsn)
         self.migrate()
 
     def lock_migrations(self, cur: Any) -> None:
@@ -90,6 +131,26 @@ class PostgresStore(SqlStore):
                 raise
             finally:
                 pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def question_view(self, question_id: str) -> tuple[Status | None, ResultMessage | None, list[ScoreRecord]]:
+        """State, terminal result and scored attempts of a question, in one statement (one round trip).
+
+        The state follows :meth:`SqlStore.status`: the result's status, else ``processing`` with
+        an attempt, else ``queued`` when the question is recorded, else None (unknown).
+        """
+        row = self._one(
+            """SELECT (SELECT body FROM results WHERE question_id = %s),
+                      (SELECT json_agg(body ORDER BY generation) FROM attempts WHERE question_id = %s),
+                      EXISTS (SELECT 1 FROM questions WHERE question_id = %s)""",
+            (question_id, question_id, question_id),
+        )
+        result = None if row[0] is None else ResultMessage.model_validate_json(self._text(row[0]))
+        attempts = [ScoreRecord.model_validate_json(self._text(a)) for a in row[1] or []]
+        if result is not None:
+            return result.status, result, attempts
+        if attempts:
+            return Status.PROCESSING, None, attempts
+        return (Status.QUEUED if row[2] else None), None, attempts
 
     def close(self) -> None:
         if self._pool is not None:
