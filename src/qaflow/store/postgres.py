@@ -18,6 +18,7 @@ apply each migration exactly once.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +88,17 @@ def keeping_pool(opened: int, maxconn: int, dsn: str) -> Any:
     return pool
 
 
+def _server_hung_up(conn: Any) -> bool:
+    """Has the server sent something to this idle connection? Then it is ending the session
+    (a restart, ``pg_terminate_backend``, an idle timeout: a FATAL message, then EOF), as
+    qaflow never LISTENs. A zero-timeout ``select``: microseconds, no round trip, so a kept
+    connection that died while idle is replaced before use instead of failing a request."""
+    if conn.closed:
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
 class PostgresStore(SqlStore):
     dialect = POSTGRES
 
@@ -119,6 +131,11 @@ class PostgresStore(SqlStore):
         pool = self._pool
         with self._slots:
             conn = pool.getconn()
+            for _ in range(self._max):  # every idle connection may be dead after a server restart
+                if not _server_hung_up(conn):
+                    break
+                pool.putconn(conn, close=True)
+                conn = pool.getconn()
             broken = False
             try:
                 yield conn
