@@ -101,3 +101,27 @@ def test_question_view_is_status_result_and_attempts_in_one_statement(pg_url: st
         assert [a.generation for a in store.question_view(ids["validated"])[2]] == [1, 2]
     finally:
         store.close()
+
+
+def test_admit_is_lookup_record_and_state_in_one_statement(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    store.start()
+    try:
+        new = QuestionMessage.new("a new question", "", REFERENCE)
+        assert store.admit(new) == (None, True, Status.QUEUED)
+        assert store.status(new.question_id) is Status.QUEUED
+        assert store.admit(new) == (None, False, Status.QUEUED)  # in flight: not recorded again
+        store.write(WriteBatch(attempts=[attempt("a new question", 1, 0.3)]))
+        assert store.admit(new) == (None, False, Status.PROCESSING)
+
+        answered = result("an answered question", Status.VALIDATED, 0.9)
+        store.write(WriteBatch(results=[answered]))  # a result whose question was never recorded
+        assert store.admit(QuestionMessage.new("an answered question", "", REFERENCE)) == (
+            answered, False, Status.VALIDATED)
+        assert pg_rows(pg_url, "SELECT count(*) FROM questions WHERE question_id = %s",
+                       (answered.question_id,)) == [(0,)]  # as get_result then record_question: no row
+
+        store.release_question(new.question_id)  # a failed enqueue: the next POST records it again
+        assert store.admit(new)[1] is True
+    finally:
+        store.close()

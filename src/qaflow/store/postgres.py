@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from qaflow.core.errors import ConfigError, MissingExtraError
-from qaflow.core.messages import ResultMessage, ScoreRecord, Status
-from qaflow.store.sql import Dialect, SqlStore
+from qaflow.core.messages import QuestionMessage, ResultMessage, ScoreRecord, Status
+from qaflow.store.sql import STALE_QUEUED_S, Dialect, SqlStore, repaired
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,41 @@ class PostgresStore(SqlStore):
         if attempts:
             return Status.PROCESSING, None, attempts
         return (Status.QUEUED if row[2] else None), None, attempts
+
+    def admit(self, question: QuestionMessage) -> tuple[ResultMessage | None, bool, Status]:
+        """A POST's store work in one statement: the stored result if there is one, else
+        :meth:`SqlStore.record_question` (True: recorded now, enqueue it) and, when it was not
+        recorded (in flight), its state (``processing`` with a scored attempt, else ``queued``).
+
+        The question row is written only when no result exists, as ``get_result`` then
+        ``record_question`` did; all parts see one snapshot.
+        """
+        q = repaired(question)
+        now = time.time()
+        sql = """WITH stored AS (SELECT body FROM results WHERE question_id = %(id)s),
+                    recorded AS (
+                      INSERT INTO questions (question_id, title, content, reference_answer, category, run_id,
+                                             submitted_at, enqueued_at)
+                      SELECT %(id)s, %(title)s, %(content)s, %(reference)s, %(category)s, %(run_id)s,
+                             %(submitted_at)s, %(now)s
+                      WHERE NOT EXISTS (SELECT 1 FROM stored)
+                      ON CONFLICT (question_id) DO UPDATE SET enqueued_at = excluded.enqueued_at
+                      WHERE questions.enqueued_at < %(stale)s
+                        AND NOT EXISTS (SELECT 1 FROM results r WHERE r.question_id = questions.question_id)
+                      RETURNING 1)
+               SELECT (SELECT body FROM stored), EXISTS (SELECT 1 FROM recorded),
+                      EXISTS (SELECT 1 FROM attempts WHERE question_id = %(id)s)"""
+        params = {"id": q.question_id, "title": q.title, "content": q.content, "reference": q.reference_answer,
+                  "category": q.category, "run_id": q.run_id, "submitted_at": q.submitted_at, "now": now,
+                  "stale": now - STALE_QUEUED_S}
+        with self.transaction() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        if row[0] is not None:
+            result = ResultMessage.model_validate_json(self._text(row[0]))
+            return result, False, result.status
+        return None, bool(row[1]), Status.PROCESSING if row[2] else Status.QUEUED
 
     def close(self) -> None:
         if self._pool is not None:

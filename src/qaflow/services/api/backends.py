@@ -26,6 +26,7 @@ from qaflow.core.settings import ApiSettings
 from qaflow.pipeline.submit import Submitter
 from qaflow.services.api.enqueue import BoundedProducer, BrokerProbe
 from qaflow.services.api.metrics import MeteredCache
+from qaflow.services.api.submit import ApiSubmitter
 from qaflow.services.web.app import Unavailable
 from qaflow.store import open_store
 from qaflow.store.base import Store
@@ -128,7 +129,7 @@ class ApiBackends:
         self._bus, self._producer = bus, producer
         logger.info("api connected: store %s, cache %s, bus %s", _scheme(s.store_url), _scheme(s.cache_url),
                     _scheme(s.bus_url))
-        return Submitter(store, cache, producer, s.cache_ttl_s)
+        return ApiSubmitter(store, cache, producer, s.cache_ttl_s)
 
     def _why_not(self) -> str:
         error = self._start_error
