@@ -1,5 +1,6 @@
 """The api's submitter: the same decisions as :class:`qaflow.pipeline.submit.Submitter`, with
-the store's part of a POST in one statement on PostgreSQL (:meth:`PostgresStore.admit`).
+the store's part of a POST in one statement on PostgreSQL (:meth:`PostgresStore.admit`),
+through the :meth:`Submitter.admit` hook that ``Submitter.submit`` calls first.
 
 Per new question: one Redis GET, one PostgreSQL statement (result lookup, insert, state), one
 Kafka send awaited for its acknowledgement. Before, the store took two statements (three for
@@ -19,10 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 class ApiSubmitter(Submitter):
-    def submit(self, question: QuestionMessage) -> Submission:
+    def admit(self, question: QuestionMessage) -> Submission | None:
         store = self.store
         if not isinstance(store, PostgresStore):
-            return super().submit(question)
+            return None  # Submitter.submit's steps
         qid = question.question_id
         hit = self.cache.get(qid)
         if hit is not None:
