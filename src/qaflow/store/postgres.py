@@ -58,7 +58,7 @@ def split_url(url: str) -> tuple[str, int, int]:
     """The libpq URL (pool options removed, defaults added) and the pool's min and max size."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    sizes = {}
+    sizes: dict[str, int] = {}
     for name, default in POOL_DEFAULTS.items():
         raw = query.pop(name, str(default))
         if not raw.isdigit():
@@ -68,8 +68,8 @@ def split_url(url: str) -> tuple[str, int, int]:
     if not 0 <= sizes["pool_min"] <= sizes["pool_max"] or sizes["pool_max"] < 1:
         msg = f"QAFLOW_STORE_URL: need 0 <= pool_min <= pool_max and pool_max >= 1, got {sizes}"
         raise ConfigError(msg)
-    for name, default in LIBPQ_DEFAULTS.items():
-        query.setdefault(name, default)
+    for option, value in LIBPQ_DEFAULTS.items():
+        query.setdefault(option, value)
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
     return dsn, sizes["pool_min"], sizes["pool_max"]
 
