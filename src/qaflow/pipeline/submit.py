@@ -48,8 +48,16 @@ class Submitter:
             return stored, Source.STORE
         return None, None
 
+    def admit(self, question: QuestionMessage) -> Submission | None:
+        """A subclass's faster way to the same Submission (the api's: one PostgreSQL statement);
+        None: take the steps below."""
+        return None
+
     def submit(self, question: QuestionMessage) -> Submission:
         qid = question.question_id
+        admitted = self.admit(question)
+        if admitted is not None:
+            return admitted
         result, source = self.lookup(qid)
         if result is not None and source is not None:
             return Submission(qid, source, result.status, result)

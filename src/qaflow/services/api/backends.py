@@ -27,15 +27,19 @@ from qaflow.core.topology import API
 from qaflow.pipeline.submit import Submitter
 from qaflow.services.api.enqueue import BoundedProducer, BrokerProbe
 from qaflow.services.api.metrics import MeteredCache
+from qaflow.services.api.submit import ApiSubmitter
 from qaflow.services.web.app import Unavailable
 from qaflow.store import open_store
 from qaflow.store.base import Store
+from qaflow.store.postgres import sized_url
 
 logger = logging.getLogger(__name__)
 
 PROBE_ID = "0" * 32  # a well-formed id no question has (readiness query)
 START_WAIT_S = 0.5  # longest a request or /readyz waits for connections being opened
 SEND_BLOCK_MS = 500  # longest a send waits for topic metadata (QAFLOW_KAFKA_MAX_BLOCK_MS caps it too)
+POOL_SIZE = 8  # PostgreSQL connections per process when nothing says how many requests run at once
+MAX_POOL_SIZE = 16  # per process, whatever the concurrency: requests beyond it wait for a connection
 
 
 class ApiBackends:
@@ -48,6 +52,13 @@ class ApiBackends:
         self._starting: threading.Event | None = None  # set when the start in progress ends
         self._start_error: BaseException | None = None
         self._closed = False
+        self.pool_size = POOL_SIZE
+
+    def set_concurrency(self, requests: int) -> None:
+        """Size the PostgreSQL pool for ``requests`` handled at once (gunicorn's threads), at most
+        :data:`MAX_POOL_SIZE`; call before the first connection. The connections open at warm-up and
+        are kept (see :mod:`qaflow.store.postgres`); ``pool_min``/``pool_max`` in the store URL win."""
+        self.pool_size = max(1, min(requests, MAX_POOL_SIZE))
 
     @property
     def submitter(self) -> Submitter:
@@ -97,7 +108,7 @@ class ApiBackends:
         s = self.settings
         opened: list[Any] = []
         try:
-            store = open_store(s.store_url)
+            store = open_store(sized_url(s.store_url, self.pool_size))
             store.start()
             opened.append(store)
             cache = MeteredCache(open_cache(s.cache_url))
@@ -119,7 +130,7 @@ class ApiBackends:
         self._bus, self._producer = bus, producer
         logger.info("api connected: store %s, cache %s, bus %s", _scheme(s.store_url), _scheme(s.cache_url),
                     _scheme(s.bus_url))
-        return Submitter(store, cache, producer, s.cache_ttl_s)
+        return ApiSubmitter(store, cache, producer, s.cache_ttl_s)
 
     def _why_not(self) -> str:
         error = self._start_error

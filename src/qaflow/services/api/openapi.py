@@ -98,7 +98,11 @@ def schemas() -> dict[str, Any]:
                 "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
                 "status": {"enum": STATUSES},
                 "result": {"anyOf": [result, {"type": "null"}]},
-                "attempts": {"type": "array", "items": attempt},
+                "attempts": {
+                    "anyOf": [{"type": "array", "items": attempt}, {"type": "null"}],
+                    "description": "Scored attempts, oldest first; null when the result came from the cache "
+                                   "and the store could not be reached.",
+                },
             },
         },
         Stats=_stats_schema(),

@@ -13,6 +13,7 @@ from qaflow.services.api.backends import ApiBackends
 from qaflow.services.api.metrics import SUBMISSIONS, cache_summary
 from qaflow.services.api.openapi import document
 from qaflow.services.api.validation import InvalidQuestion, parse_question, parse_question_id, parse_run_id
+from qaflow.services.api.views import question_view
 from qaflow.services.web.app import Problem, read_json, runtime
 
 bp = Blueprint("api", __name__)
@@ -67,16 +68,15 @@ def get_question(raw_id: str) -> Response:
     qid = parse_question_id(raw_id)
     if qid is None:
         raise Problem(400, "a question id is 32 hexadecimal characters", field="id")
-    store = _backends().store
-    status = store.status(qid)
-    if status is None:
+    submitter = _backends().submitter
+    view = question_view(submitter.store, submitter.cache, submitter.ttl_s, qid)
+    if view is None:
         raise Problem(404, f"no question with id {qid}")
-    result = store.get_result(qid) if status.terminal else None
     return jsonify(
         id=qid,
-        status=status.value,
-        result=None if result is None else result.model_dump(mode="json"),
-        attempts=[a.model_dump(mode="json") for a in store.get_attempts(qid)],
+        status=view.status.value,
+        result=None if view.result is None else view.result.model_dump(mode="json"),
+        attempts=None if view.attempts is None else [a.model_dump(mode="json") for a in view.attempts],
     )
 
 

@@ -86,7 +86,7 @@ def problem_response(status: int, detail: str, headers: dict[str, str] | None = 
     return response
 
 
-def _unavailable(exc: BaseException) -> str | None:
+def unavailable_dependency(exc: BaseException) -> str | None:
     """A short name for a dependency outage (answered 503), or None for a bug (500)."""
     if isinstance(exc, Unavailable):
         return exc.dependency
@@ -128,7 +128,7 @@ def install_errors(app: Flask) -> None:
             return _http(exc)
         if _bad_framing(exc):  # gunicorn could not decode the body (bad chunked encoding)
             return problem_response(400, f"malformed request body framing: {type(exc).__name__}")
-        dependency = _unavailable(exc)
+        dependency = unavailable_dependency(exc)
         if dependency is not None:
             logger.warning("%s %s: %s unavailable: %s", request.method, request.path, dependency, exc)
             return problem_response(503, f"{dependency} unavailable, try again later", {"Retry-After": "5"})

@@ -52,6 +52,9 @@ def base_config(settings: ServiceSettings, service: str) -> dict[str, Any]:
     def post_worker_init(worker: Any) -> None:
         """Warm the app up (connections, model) in the background; /readyz says when it is done."""
         service_runtime = getattr(worker.wsgi, "extensions", {}).get("qaflow")
+        set_concurrency = getattr(service_runtime, "set_concurrency", None)
+        if set_concurrency is not None:  # the api sizes its connection pools by this
+            set_concurrency(concurrency(worker.cfg))
         if service_runtime is not None:
             threading.Thread(target=_warm, args=(service_runtime,), name="warm-up", daemon=True).start()
 
@@ -93,6 +96,13 @@ def base_config(settings: ServiceSettings, service: str) -> dict[str, Any]:
         "worker_exit": worker_exit,
         "child_exit": child_exit,
     }
+
+
+def concurrency(cfg: Any) -> int:
+    """Requests one worker handles at once: its threads (gthread, sync), or its connections (gevent, eventlet)."""
+    from gunicorn.workers.base_async import AsyncWorker
+
+    return int(cfg.worker_connections if issubclass(cfg.worker_class, AsyncWorker) else cfg.threads)
 
 
 def _warm(service_runtime: Any) -> None:
