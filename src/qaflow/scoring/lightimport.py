@@ -52,7 +52,7 @@ class Deferred(types.ModuleType):
 
 
 def _make_axes_locatable(*args: Any, **kwargs: Any) -> Any:
-    from mpl_toolkits.axes_grid1 import axes_divider
+    from mpl_toolkits.axes_grid1 import axes_divider  # type: ignore[import-untyped]
 
     return axes_divider.make_axes_locatable(*args, **kwargs)
 
@@ -79,11 +79,11 @@ def _stand_ins() -> dict[str, Deferred]:
         module.__spec__ = found  # find_spec() on the stand-in answers as for the real module
         out[name] = module
     if "matplotlib" in out and "matplotlib.pyplot" in out:
-        out["matplotlib"].pyplot = out["matplotlib.pyplot"]  # import matplotlib.pyplot as plt
+        setattr(out["matplotlib"], "pyplot", out["matplotlib.pyplot"])  # noqa: B010 (import matplotlib.pyplot as plt)
     elif "matplotlib.pyplot" in out:
         del out["matplotlib.pyplot"]
     if "mpl_toolkits.axes_grid1" in out:
-        out["mpl_toolkits.axes_grid1"].make_axes_locatable = _make_axes_locatable
+        setattr(out["mpl_toolkits.axes_grid1"], "make_axes_locatable", _make_axes_locatable)  # noqa: B010
     return out
 
 
