@@ -337,9 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, figures mean little")
     p.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="scenarios, in this order")
-    p.add_argument("--results-dir", type=Path, default=HERE / "results", help="where the JSON and Markdown go")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="where the JSON and Markdown go (default bench/results; with --quick reports/bench-quick)")
     p.add_argument("--keep-logs", action="store_true", help="keep the scenarios' logs (their path is printed)")
     a = p.parse_args(argv)
+    a.results_dir = a.results_dir or (HERE.parent / "reports" / "bench-quick" if a.quick else HERE / "results")
     console = Console(stderr=True)
     workdir = Path(tempfile.mkdtemp(prefix="qaflow-bench-suite-"))
     try:
