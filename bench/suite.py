@@ -73,7 +73,7 @@ class Sizes:
 
 
 FULL = Sizes(api_rate=500, api_duration_s=20, api_repeat_s=10, api_get_s=10, api_settle_s=120,
-             pipeline_questions=2000, scoring_questions=100, scoring_repeats=3, flink_n=1000,
+             pipeline_questions=2000, scoring_questions=100, scoring_repeats=2, flink_n=600,
              llm_args=("--duration-s", "15", "--sequential-questions", "30", "--rpm-duration-s", "30",
                        "--skip-unlimited"),
              first_score_limit=None)
