@@ -324,7 +324,8 @@ def markdown(report: dict[str, Any]) -> str:
     for name, r in report["scenarios"].items():
         load_cell = f"{r['load_before']['load_1m']} → {r['load_after']['load_1m']}"
         if r["status"] != "ok":
-            error = r["error"].splitlines()[0].replace("|", "\\|")[:200]
+            lines_of = [ln.strip() for ln in r["error"].splitlines() if ln.strip()]
+            error = " … ".join(dict.fromkeys([lines_of[0], lines_of[-1]])).replace("|", "\\|")[:300]
             lines.append(f"| {name} | FAILED | {error} | | {load_cell} | {r['load_before']['nproc']} |")
             continue
         for measured, figure, target in r["rows"]:
