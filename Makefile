@@ -75,6 +75,16 @@ chaos: deps ## Only the chaos suite (faults on the whole stack), then its table 
 	status=0; $(PY) -m pytest tests/chaos -m chaos $(PYTEST_ARGS) || status=$$?; \
 	$(PY) scripts/chaos_report.py reports/chaos.json docs/reliability.md; exit $$status
 
+BENCH_ARGS ?=
+.PHONY: bench
+bench: deps ## Every benchmark side by side (~15 min), JSON + table in bench/results/, table into docs/performance.md
+	status=0; $(PY) bench/suite.py $(BENCH_ARGS) || status=$$?; \
+	$(PY) scripts/bench_report.py bench/results/latest.md docs/performance.md; exit $$status
+
+.PHONY: bench-quick
+bench-quick: deps ## make bench on tiny sizes, into reports/bench-quick/ (a smoke test of the harness)
+	$(PY) bench/suite.py --quick $(BENCH_ARGS)
+
 .PHONY: test-unit
 test-unit: $(VENV)/.dev ## Only the fast tests of the core (no servers)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -34,7 +34,7 @@ from qaflow.core.settings import ScorerSettings
 from qaflow.datasets.synth import synth_questions
 from qaflow.devstack.ports import free_port
 from qaflow.flinkjob.records import decode_answer, pack, route_scored, unpack
-from qaflow.flinkjob.runner import LocalJob, fetch_jars
+from qaflow.flinkjob.runner import FlinkRunError, LocalJob, fetch_jars
 from qaflow.llm.base import LlmRequest
 from qaflow.llm.offline import simulated_answer
 from qaflow.pipeline.score import GatePolicy
@@ -201,19 +201,33 @@ def main(argv: list[str] | None = None) -> int:
     kafka = None if args.bootstrap else start_kafka(workdir)
     bootstrap = args.bootstrap or kafka.bootstrap
     prefix = f"bench_{uuid.uuid4().hex[:8]}."
-    job = LocalJob(
-        ["--bootstrap-servers", bootstrap, "--topic-prefix", prefix, "--scorer", "bertscore",
-         "--batch-size", str(args.batch_size), "--batch-wait-ms", str(args.batch_wait_ms),
-         "--group-id", prefix + "score-job", "--checkpoint-interval-s", "10"],
-        workdir=workdir / "job", jars=fetch_jars(), rest_port=free_port(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("QAFLOW_")},
-    )
+    def new_job() -> LocalJob:
+        return LocalJob(
+            ["--bootstrap-servers", bootstrap, "--topic-prefix", prefix, "--scorer", "bertscore",
+             "--batch-size", str(args.batch_size), "--batch-wait-ms", str(args.batch_wait_ms),
+             "--group-id", prefix + "score-job", "--checkpoint-interval-s", "10"],
+            workdir=workdir / "job", jars=fetch_jars(), rest_port=free_port(),
+            env={k: v for k, v in os.environ.items() if not k.startswith("QAFLOW_")},
+        )
+
+    job = new_job()
     try:
         create_topics(bootstrap, prefix)
         produce(bootstrap, prefix + "qa.answers", answers)
         began = time.monotonic()
-        job.start()
-        job.wait_running(300)
+        for attempt in range(3):
+            job.start()
+            try:
+                job.wait_running(300)
+                break
+            except FlinkRunError:
+                # A free port picked a moment ago may be taken by then (a shared machine): try another.
+                bind = job.client_log.is_file() and "BindException" in job.client_log.read_text(errors="replace")
+                job.stop()
+                if not bind or attempt == 2:
+                    raise
+                print("the job's REST port was taken meanwhile; starting it again on another port")
+                job = new_job()
         running = time.monotonic() - began
         stamps = collect_scores(bootstrap, prefix + "qa.scores", args.n, job, args.timeout)
         metrics = udf_metrics(job, args.n)

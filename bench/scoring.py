@@ -263,11 +263,16 @@ def _stamp(line: str) -> float | None:
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.UTC).timestamp()
 
 
-def bench_first_score(workdir: Path) -> dict[str, Any]:
-    """`make run`'s command, on a fresh store, with DEBUG logs; times read from the log lines."""
+def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]:
+    """`make run`'s command, on a fresh store, with DEBUG logs; times read from the log lines.
+
+    ``limit`` answers only the first questions (``--limit``; a smoke run), else all 210.
+    """
     qaflow = str(Path(sys.executable).with_name("qaflow"))
     cmd = [qaflow, "--log-level", "debug", "run", "--dataset", str(ROOT / "data" / "sample.csv"),
            "--store", f"sqlite:///{workdir / 'first-score.db'}", "--report", str(workdir / "sample.html"), "--json"]
+    if limit:
+        cmd += ["--limit", str(limit)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QAFLOW_")}
     before = load_avg()
     log("running `qaflow run` on the sample (fresh store) for time to first score")
@@ -345,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-service", action="store_true", help="skip the scorer service under gunicorn")
     parser.add_argument("--no-throughput", action="store_true", help="skip the pairs/s comparison")
     parser.add_argument("--first-score", action="store_true", help="also time `qaflow run`'s first score")
+    parser.add_argument("--first-score-limit", type=int, default=None, help="questions of that run (default all)")
     parser.add_argument("--out", default=str(RESULTS / "scoring.json"), help="JSON result file")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the scorer service on kill too
@@ -368,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.first_score:  # as `make run` runs it: torch's own thread count unless the user set one
             if user_omp is None:
                 del os.environ["OMP_NUM_THREADS"]
-            report["first_score"] = bench_first_score(Path(tmp))
+            report["first_score"] = bench_first_score(Path(tmp), args.first_score_limit)
     report["load_average_after"] = load_avg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,10 @@ build() {  # build IMAGE ARGS...
 
 targets=("$@")
 ((${#targets[@]})) || targets=("${PYTHON_TARGETS[@]}" score-job)
+n=0
 for t in "${targets[@]}"; do
+  n=$((n + 1))
+  echo "-- image $n/${#targets[@]}: $t (build log: $CACHE_DIR/images/build-$t.log), ${SECONDS}s elapsed" >&2
   if [[ "$t" == score-job ]]; then
     build score-job -f "$REPO/images/score-job/Dockerfile" --ignorefile "$REPO/images/score-job/Dockerfile.dockerignore" \
       --build-arg FLINK_IMAGE=localhost/qaflow-stand-in/flink:2.2.1 \

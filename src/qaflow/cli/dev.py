@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,12 @@ def _wanted_services() -> list[str]:
 
 
 def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: str,
-                   extra_env: dict[str, str], references: Path | None = None) -> dict[str, Any]:
+                   extra_env: dict[str, str], references: Path | None = None,
+                   step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Start the fake LLM (unless ``llm`` says otherwise) and the services, detached; wait until ready.
 
     Each takes its default port when free, else a free one; see :mod:`qaflow.devstack.services`.
+    ``step`` (progress) is called, from any thread, as each one is ready.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -97,12 +100,14 @@ def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: s
     logs = root / "logs"
     started: list[Any] = []
     fake_url = None
+    done = step or (lambda what: None)
     try:
         if llm == "fake":
             port = free_or(FAKE_LLM.port)
             fake = launch(FAKE_LLM.name, base_environment(), fake_llm_args(port, references),
                           logs / "fake-llm.log", port, ready_s=30)
             started.append(fake)
+            done("fake-llm ready")
             fake_url = fake.url
         backends = Backends(f"kafka://{addresses['kafka_bootstrap']}", addresses["postgres_url"],
                             addresses["redis_url"])
@@ -114,7 +119,9 @@ def start_services(root: Path, addresses: dict[str, str], *, llm: str, scorer: s
             port = free_or(spec.port)
             env = environment(spec, backends, port=port, config=config, multiproc_dir=root / "prometheus" / name)
             ready_s = 180 if name == "score-worker" and scorer == "bertscore" else 60
-            return launch(name, env, [], logs / f"{name}.log", port, ready_s=ready_s)
+            proc = launch(name, env, [], logs / f"{name}.log", port, ready_s=ready_s)
+            done(f"{name} ready")
+            return proc
 
         names = _wanted_services()
         with ThreadPoolExecutor(len(names)) as pool:
@@ -167,19 +174,25 @@ def dev() -> None:
 def up(services: bool, llm: str, scorer: str, references: Path | None, env_pairs: tuple[str, ...],
        state_dir: Path | None, as_json: bool) -> None:
     """Start Kafka, PostgreSQL and Redis (and with --services, every service); print the URLs."""
+    from qaflow.cli.progress import steps
     from qaflow.devstack import services as dev_services
+    from qaflow.devstack.stack import SERVER_CLASSES, STEPS_PER_SERVER
     from qaflow.devstack.stack import up as servers_up
 
     root = _state_dir(state_dir)
     extra_env = _parse_env(env_pairs)
-    state = servers_up(root)
-    running = dev_services.status(root)
-    if services and not (running and all(i["running"] for i in running.values())):
-        dev_services.stop(root)
-        running = start_services(root, state["addresses"], llm=llm, scorer=scorer, extra_env=extra_env,
-                                 references=references or _default_references())
-        dev_services.save(root, running)
+    total = len(SERVER_CLASSES) * STEPS_PER_SERVER
+    if services:
+        total += len(_wanted_services()) + (llm == "fake")
+    with steps("qaflow dev up", total, transient=as_json) as step:
+        state = servers_up(root, step)
         running = dev_services.status(root)
+        if services and not (running and all(i["running"] for i in running.values())):
+            dev_services.stop(root)
+            running = start_services(root, state["addresses"], llm=llm, scorer=scorer, extra_env=extra_env,
+                                     references=references or _default_references(), step=step)
+            dev_services.save(root, running)
+            running = dev_services.status(root)
     if as_json:
         click.echo(json.dumps({**state, "services": running}, indent=2))
         return

@@ -74,6 +74,10 @@ def run(
     from qaflow.pipeline.embedded import EmbeddedPipeline
 
     settings = load(EmbeddedSettings, **settings_options)
+    if settings.scorer == "bertscore":  # torch & co. import while the data set is read (time to first score)
+        from qaflow.scoring.lightimport import import_in_background
+
+        import_in_background()
     data = open_dataset(dataset or default_dataset(), limit=limit, fmt=fmt)
     err = Console(stderr=True)
     with Progress(

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
@@ -25,6 +26,7 @@ SERVER_CLASSES: dict[str, type[ServerProcess]] = {
     "postgres": PostgresServer,
     "redis": RedisServer,
 }
+STEPS_PER_SERVER = 2  # progress steps of start(): "<name> prepared", "<name> ready"
 
 
 class DevStack:
@@ -42,17 +44,30 @@ class DevStack:
         for server in self.servers:
             server.check()
 
-    def start(self) -> Self:
-        """Start all three; nothing is left running if one fails."""
+    def start(self, step: Callable[[str], None] | None = None) -> Self:
+        """Start all three; nothing is left running if one fails.
+
+        ``step`` (progress) is called, from any thread, as each server is prepared and ready.
+        """
         self.check()  # fail on a missing binary before starting anything
+        done = step or (lambda what: None)
+
+        def prepare(server: ServerProcess) -> None:
+            _prepare(server)
+            done(f"{server.name} prepared")
+
+        def ready(server: ServerProcess) -> None:
+            server.wait_ready()
+            done(f"{server.name} ready")
+
         try:
             # Storage set-up and readiness waits overlap in threads. The servers themselves are
             # spawned from this thread: attached ones die with the thread that forked them.
             with ThreadPoolExecutor(len(self.servers)) as pool:
-                list(pool.map(_prepare, self.servers))
+                list(pool.map(prepare, self.servers))
                 for server in self.servers:
                     server.spawn()
-                list(pool.map(lambda s: s.wait_ready(), self.servers))
+                list(pool.map(ready, self.servers))
         except BaseException:
             self.stop()
             raise
@@ -170,11 +185,11 @@ def _server_like(name: str, info: dict[str, Any]) -> ServerProcess:
     return SERVER_CLASSES[name](workdir, port, detached=True)
 
 
-def up(state_dir: Path | str | None = None) -> dict[str, Any]:
+def up(state_dir: Path | str | None = None, step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Start the three servers detached, fresh, and save their pids and addresses.
 
     They outlive this process; ``down()`` stops them. If a complete stack from an earlier
-    ``up`` still runs, its state is returned unchanged.
+    ``up`` still runs, its state is returned unchanged. ``step``: see :meth:`DevStack.start`.
     """
     root = Path(state_dir or default_state_dir()).resolve()
     current = status(root)
@@ -183,7 +198,7 @@ def up(state_dir: Path | str | None = None) -> dict[str, Any]:
     down(root)
     for name in SERVER_CLASSES:
         shutil.rmtree(root / name, ignore_errors=True)
-    stack = DevStack(root, detached=True).start()
+    stack = DevStack(root, detached=True).start(step)
     state = {
         "addresses": stack.addresses(),
         "servers": {server.name: server.detach() for server in stack.servers},

@@ -4,7 +4,9 @@
 loads there, if nobody preloaded). Loading BERTScore is mostly Python imports (torch,
 transformers, pandas, matplotlib through bert-score: about 15 s on a 2-core machine,
 issue 13), which would otherwise all sit between the first LLM answer and the first score.
-A failed background load is retried, and so reported, by the first ``score()``.
+A failed background load is retried, and so reported, by the first ``score()``. bert-score
+is imported without the pandas and matplotlib it never scores with
+(:mod:`qaflow.scoring.lightimport`).
 
 Logs (INFO) the first scoring call and when its scores are out, so the time from the first
 LLM answer to the first score can be read from a run's log (bench/scoring.py does).
@@ -57,6 +59,10 @@ class LazyScorer:
     def _ensure(self) -> None:
         with self._lock:
             if not self.started:
+                if self.inner.name == "bertscore":  # without pandas and matplotlib (scoring/lightimport.py)
+                    from qaflow.scoring.lightimport import import_bert_score
+
+                    import_bert_score()
                 self.inner.start()
                 self.started = True
 
