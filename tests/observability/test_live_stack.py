@@ -53,7 +53,8 @@ FIGURES = "() => Object.fromEntries([...document.querySelectorAll('[data-k]')].m
 
 def start_loop(stack: ServiceStack) -> dict[str, Any]:
     """Every service, and traffic-gen sending the sample at 4/s (about 50 s)."""
-    fake = start_flaky_llm(stack, QAFLOW_SHUTDOWN_GRACE_S="5")
+    # a price table, so the cost counter, the dashboard's cost figures and the Grafana cost panel have data
+    fake = start_flaky_llm(stack, QAFLOW_SHUTDOWN_GRACE_S="5", QAFLOW_LLM_PRICES='{"*": [0.15, 0.6]}')
     services = [stack.start(name) for name in ("storage-writer", "api", "llm-worker", "retry-worker", "score-worker",
                                                "scorer")]
     for proc in services:
