@@ -236,6 +236,7 @@ def wait_results(store_url: str, n: int, max_s: float, on_tick: Callable[[], Non
 def qaflow_run(dataset: Path, env: dict[str, str], args: Sequence[str], servers: dict[str, int],
                profile: Profiler, timeout_s: float) -> dict[str, Any]:
     """``qaflow run --json``: its summary, wall time and CPU (the run and the servers)."""
+    from qaflow.core.settings import for_service
     from qaflow.devstack.catalog import base_environment, executable
 
     cmd = [executable("qaflow"), "run", "--dataset", str(dataset), "--scorer", "lexical", "--llm", "offline",
@@ -244,7 +245,8 @@ def qaflow_run(dataset: Path, env: dict[str, str], args: Sequence[str], servers:
     load0 = loadavg()
     meter.start()
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env={**base_environment(), **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=for_service({**base_environment(), **env}, "embedded"),  # what `qaflow run` reads
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     profile.start({"qaflow-run": proc.pid})
     cpu_watch = {"qaflow-run": 0.0}
 
