@@ -154,6 +154,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
 
 
 def _cost(s: RunSummary) -> str:
+    if s.cost is None and not s.llm_calls:
+        return "none: no LLM calls (every answer came from the store or the cache)"
     if s.cost is None:
         return "unknown (no price for the model: QAFLOW_LLM_PRICES)"
     k = s.cost_by_kind

@@ -28,7 +28,10 @@ class MissingExtraError(QaflowError):
     """An optional dependency is not installed; the message says what to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(f"{module} is not installed: run  pip install 'qaflow[{extra}]'")
+        super().__init__(
+            f"{module} is not installed: run  pip install 'qaflow[{extra}]'  (in this repository's .venv: "
+            f"make deps, which installs every extra the services and tests need)"
+        )
         self.module = module
         self.extra = extra
 

@@ -151,6 +151,8 @@ thresholds up to the run's ({summary.threshold:g}); above it only first answers 
 
 def _cost_line(s: RunSummary) -> str:
     """The run's cost in words (USD; tokens/1e6 * price per million, see qaflow.core.cost)."""
+    if s.cost is None and not s.llm_calls:
+        return "Cost: none, no LLM calls (every answer came from the store or the cache)."
     if s.cost is None:
         return "Cost: unknown (no price for the model; set QAFLOW_LLM_PRICES)."
     k = s.cost_by_kind
