@@ -120,7 +120,11 @@ class KafkaBus:
             "heartbeat_interval_ms": max(500, self.settings.kafka_session_timeout_ms // 4),
             "max_poll_interval_ms": self.settings.kafka_max_poll_interval_ms,
         }
-        config = {**self._common, "client_id": client_id, **group_timing, **self.consumer_options}
+        # A group whose leader saw no partitions of a subscribed topic yet (just created, metadata not
+        # yet everywhere) assigns nothing until a metadata refresh shows them; kafka-python's default
+        # refresh is every 5 min, longer than a stall may last. Refresh every 10 s instead.
+        config = {**self._common, "client_id": client_id, **group_timing, "metadata_max_age_ms": 10_000,
+                  **self.consumer_options}
         return KafkaBusConsumer(config, group, topics)
 
     def close(self) -> None:
