@@ -136,7 +136,7 @@ def print_summary(s: RunSummary, console: Console) -> None:
             "  ".join(f"g{g}: {v:.3f}" for g, v in sorted(s.mean_score_by_generation.items())) or "-",
         ),
         ("quality", _quality(s)),
-        ("cost", _cost(s)),
+        ("cost", s.cost_text()),
         ("answered at once", f"{s.cache_hits}  {s.answered_from}" if s.cache_hits else "0"),
         ("dead letters", s.dead_letters),
         ("truncated answers", s.truncated),
@@ -151,16 +151,6 @@ def print_summary(s: RunSummary, console: Console) -> None:
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
-
-
-def _cost(s: RunSummary) -> str:
-    if s.cost is None and not s.llm_calls:
-        return "none: no LLM calls (every answer came from the store or the cache)"
-    if s.cost is None:
-        return "unknown (no price for the model: QAFLOW_LLM_PRICES)"
-    k = s.cost_by_kind
-    return (f"${s.cost:.6f}  (first ${k.get('first', 0.0):.6f}, regeneration ${k.get('regeneration', 0.0):.6f}, "
-            f"retries ${k.get('retry', 0.0):.6f}; ${s.cost_per_question or 0.0:.6f} per question)")
 
 
 def _quality(s: RunSummary) -> str:

@@ -66,6 +66,18 @@ class RunSummary:
         out["questions_per_s"] = round(self.questions_per_s, 3)
         return out
 
+    def cost_text(self) -> str:
+        """The run's cost in words, for the terminal and the report (USD; tokens/1e6 * price per
+        million, see :mod:`qaflow.core.cost`)."""
+        if self.cost is None and not self.llm_calls:
+            return "none: no LLM calls (every answer came from the store or the cache)"
+        if self.cost is None:
+            return "unknown (no price for the model; set QAFLOW_LLM_PRICES)"
+        k = self.cost_by_kind
+        per_q = "" if self.cost_per_question is None else f", ${self.cost_per_question:.6f} per question"
+        return (f"${self.cost:.6f} in all{per_q}: first answers ${k.get('first', 0.0):.6f}, "
+                f"regeneration ${k.get('regeneration', 0.0):.6f}, retries ${k.get('retry', 0.0):.6f}")
+
     @property
     def extra_calls(self) -> int:
         return self.regeneration_calls + self.retry_calls

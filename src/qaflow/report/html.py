@@ -137,7 +137,7 @@ text-align: left; font-size: 0.9rem; }}
 {summary.llm_calls} LLM calls ({summary.regeneration_calls} for regeneration,
 {summary.retry_calls} retries, counted from the call ledger). Mean score {_fmt(summary.mean_first_score)}
 for first answers, {_fmt(summary.mean_final_score)} for stored answers.</p>
-<p id="cost">{_cost_line(summary)}</p>
+<p id="cost">Cost: {html.escape(summary.cost_text())}.</p>
 {imgs}
 <h2>Threshold study</h2>
 <p>Replayed from the recorded attempts. Pass rates after regeneration and the answers needed are exact for
@@ -147,20 +147,6 @@ thresholds up to the run's ({summary.threshold:g}); above it only first answers 
 <h2>Summary</h2><table>{rows}</table>
 </body></html>
 """
-
-
-def _cost_line(s: RunSummary) -> str:
-    """The run's cost in words (USD; tokens/1e6 * price per million, see qaflow.core.cost)."""
-    if s.cost is None and not s.llm_calls:
-        return "Cost: none, no LLM calls (every answer came from the store or the cache)."
-    if s.cost is None:
-        return "Cost: unknown (no price for the model; set QAFLOW_LLM_PRICES)."
-    k = s.cost_by_kind
-    per_q = "" if s.cost_per_question is None else f", ${s.cost_per_question:.6f} per question"
-    return html.escape(
-        f"Cost: ${s.cost:.6f} in all{per_q}: first answers ${k.get('first', 0.0):.6f}, "
-        f"regeneration ${k.get('regeneration', 0.0):.6f}, retries ${k.get('retry', 0.0):.6f}."
-    )
 
 
 def _value(v: Any) -> str:
