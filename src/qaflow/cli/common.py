@@ -15,6 +15,13 @@ from qaflow.core.errors import QaflowError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class QaflowCliError(click.ClickException):
+    """One of qaflow's own errors on the command line: its message on one line, exit code 2
+    (click's code for a usage error, so 1 stays free for "ran, but the outcome is bad")."""
+
+    exit_code = 2
+
+
 def friendly_errors(func: F) -> F:
     """Turn qaflow's own errors into one clear line and exit code 2, never a traceback."""
 
@@ -23,7 +30,7 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except QaflowError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise QaflowCliError(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -15,6 +15,8 @@ from qaflow.cli.options import Option, click_options
 from qaflow.core.settings import EmbeddedSettings, load
 from qaflow.pipeline.summary import RunSummary
 
+EXIT_ALL_FAILED = 1  # the run finished, but no question reached validated or exhausted
+
 # Options that set a field of EmbeddedSettings: help, choices and bounds come from the field.
 OPTIONS = (
     Option("--scorer", "scorer"),
@@ -58,6 +60,8 @@ OPTIONS = (
     "score by generation, calls spent).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@click.option("--no-server-check", "no_server_check", is_flag=True,
+              help="Start without first checking that the LLM server (and a remote scorer) answers.")
 @friendly_errors
 def run(
     dataset: str | None,
@@ -65,15 +69,31 @@ def run(
     limit: int | None,
     report_path: str | None,
     as_json: bool,
+    no_server_check: bool,
     **settings_options: Any,
 ) -> None:
     """Answer a data set end to end in one process: LLM answers, BERTScore against the
     reference, regeneration of poor answers, results persisted, and a summary of what the
-    loop bought and cost. A second run over the same data answers from the store."""
+    loop bought and cost. A second run over the same data answers from the store.
+
+    Before the run, the LLM provider's URL (not the offline simulator's) and a remote
+    scorer's are checked: one that does not answer stops the run at once.
+
+    \b
+    Exit codes:
+      0  the run finished and at least one question was answered (validated or exhausted),
+         or there was nothing to answer
+      1  the run finished but every question failed (the summary lists the top reasons)
+      2  the run could not start or stopped: a bad option or QAFLOW_* variable, an
+         unreadable data set, a server that does not answer"""
     from qaflow.datasets import open_dataset
     from qaflow.pipeline.embedded import EmbeddedPipeline
 
     settings = load(EmbeddedSettings, **settings_options)
+    if not no_server_check:
+        from qaflow.cli.preflight import check_servers
+
+        check_servers(settings)
     if settings.scorer == "bertscore":  # torch & co. import while the data set is read (time to first score)
         from qaflow.scoring.lightimport import import_in_background
 
@@ -111,6 +131,11 @@ def run(
         print_summary(summary, Console())
         if report_path:
             click.echo(f"report: {report_path}")
+    if summary.unique_questions and not summary.succeeded:
+        top = f"; most common reason: {summary.failure_reasons[0][0]}" if summary.failure_reasons else ""
+        err.print(f"[bold red]no question was answered[/]: {summary.failed} of {summary.unique_questions} failed"
+                  f"{top} (details: qaflow trace --list)", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ALL_FAILED)
 
 
 def print_summary(s: RunSummary, console: Console) -> None:
@@ -144,6 +169,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
         ("scorer", f"{s.scorer.get('name')} {s.scorer.get('model', '')}  threshold {s.threshold}"),
         ("LLM", f"{s.llm.get('provider')} {s.llm.get('model')}"),
     ]
+    for i, (reason, n) in enumerate(s.failure_reasons):
+        rows.append(("failure reasons" if i == 0 else "", f"{n}  {reason}"))
     if s.skipped_rows:
         rows.append(("skipped rows", s.skipped_rows))
     if s.repaired_rows:

@@ -10,6 +10,7 @@ LiteLLM's spend tracking records per request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 PriceTable = Mapping[str, tuple[float, float]]  # model -> (USD per 1M input tokens, USD per 1M output tokens)
@@ -31,3 +32,20 @@ def call_cost_usd(
         return None
     input_per_m, output_per_m = price
     return (prompt_tokens or 0) / 1e6 * input_per_m + (completion_tokens or 0) / 1e6 * output_per_m
+
+
+def format_usd(value: float) -> str:
+    """US dollars for people, the one money format of the terminal summary, the HTML report
+    and the dashboard: cents from $1 up (``$1,234.57``); below, three significant digits
+    (``$0.000165``, not ``$0.0002``) without trailing zeros past the cents (``$0.0012``,
+    ``$0.50``), and eight decimals at most (the precision the summaries keep)."""
+    if value < 0:
+        return "-" + format_usd(-value)
+    if value >= 1 or value == 0:
+        return f"${value:,.2f}"
+    if value < 5e-9:
+        return "<$0.00000001"
+    decimals = min(8, max(2, 2 - math.floor(math.log10(value))))
+    text = f"{value:.{decimals}f}"
+    whole, frac = text.split(".")
+    return f"${whole}.{frac[:2]}{frac[2:].rstrip('0')}"

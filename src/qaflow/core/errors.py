@@ -24,6 +24,13 @@ class ConfigError(QaflowError):
     """Bad configuration. Raised at start-up, naming the variable."""
 
 
+class UnreachableError(QaflowError):
+    """A backend did not answer at all (refused, unknown host, no answer in time) when checked
+    before a run. Retriable: starting it, or waiting, may help; the message says how."""
+
+    retriable = True
+
+
 class MissingExtraError(QaflowError):
     """An optional dependency is not installed; the message says what to install."""
 

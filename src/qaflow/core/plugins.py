@@ -43,6 +43,7 @@ class Plugin:
     summary: str  # a few words for help texts and docs; for URL families, the URL form
     default_model: str = ""  # LLM providers: the model used when QAFLOW_LLM_MODEL is empty
     default_url: str = ""  # LLM providers: the base URL used when QAFLOW_LLM_BASE_URL is empty
+    start_hint: str = ""  # what to do when its URL does not answer (said by qaflow run's reachability check)
     requires: tuple[str, ...] = ()  # settings fields that must be set when this plugin is chosen
     remote: bool = False  # calls a service over the network (its timeout must fit a poll interval)
     extra: str = ""  # pip extra providing its dependencies ("" = always installed)

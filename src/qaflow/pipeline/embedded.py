@@ -253,6 +253,7 @@ class EmbeddedPipeline:
         summary.validated = stats.by_status.get("validated", 0)
         summary.exhausted = stats.by_status.get("exhausted", 0)
         summary.failed = stats.by_status.get("failed", 0)
+        summary.failure_reasons = self.store.failure_reasons(unique) if summary.failed else []
         summary.add_calls(self.store.call_stats(run_id=self.run_id))  # the call ledger: exact retry counts
         summary.mean_score_by_generation = stats.mean_score_by_generation
         summary.mean_first_score = stats.mean_score_by_generation.get(1)

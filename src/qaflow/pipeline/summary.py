@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qaflow.core.cost import format_usd
+
 if TYPE_CHECKING:
     from qaflow.store.base import CallStats
 
@@ -27,6 +29,7 @@ class RunSummary:
     regeneration_calls: int = 0
     retry_calls: int = 0
     llm_errors: dict[str, int] = field(default_factory=dict)
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # (error, failed questions), top first
     mean_score_by_generation: dict[int, float] = field(default_factory=dict)
     mean_first_score: float | None = None
     mean_final_score: float | None = None
@@ -64,19 +67,28 @@ class RunSummary:
                 out[key] = round(out[key], 8)
         out["cost_by_kind"] = {k: round(v, 8) for k, v in self.cost_by_kind.items()}
         out["questions_per_s"] = round(self.questions_per_s, 3)
+        out["failure_reasons"] = [{"reason": r, "questions": n} for r, n in self.failure_reasons]
         return out
+
+    @property
+    def succeeded(self) -> int:
+        """Questions that reached a terminal state with an answer: validated or exhausted."""
+        return self.validated + self.exhausted
 
     def cost_text(self) -> str:
         """The run's cost in words, for the terminal and the report (USD; tokens/1e6 * price per
-        million, see :mod:`qaflow.core.cost`)."""
+        million, see :mod:`qaflow.core.cost`; money shown by :func:`~qaflow.core.cost.format_usd`)."""
         if self.cost is None and not self.llm_calls:
             return "none: no LLM calls (every answer came from the store or the cache)"
         if self.cost is None:
             return "unknown (no price for the model; set QAFLOW_LLM_PRICES)"
         k = self.cost_by_kind
-        per_q = "" if self.cost_per_question is None else f", ${self.cost_per_question:.6f} per question"
-        return (f"${self.cost:.6f} in all{per_q}: first answers ${k.get('first', 0.0):.6f}, "
-                f"regeneration ${k.get('regeneration', 0.0):.6f}, retries ${k.get('retry', 0.0):.6f}")
+        per_q = ""
+        if self.cost_per_question is not None:
+            per_q = (f", {format_usd(self.cost_per_question)} per question "
+                     f"({format_usd(1000 * self.cost_per_question)} per 1,000)")
+        return (f"{format_usd(self.cost)} in all{per_q}: first answers {format_usd(k.get('first', 0.0))}, "
+                f"regeneration {format_usd(k.get('regeneration', 0.0))}, retries {format_usd(k.get('retry', 0.0))}")
 
     @property
     def extra_calls(self) -> int:

@@ -14,5 +14,6 @@ FAMILY = Family("scorer", (
     Plugin("bertscore", "qaflow.scoring.bertscore:BertScoreScorer", "real BERTScore, needs qaflow[bertscore]"),
     Plugin("lexical", "qaflow.scoring.lexical:LexicalScorer", "token F1, light"),
     Plugin("remote", "qaflow.scoring.remote:RemoteScorer", "the scorer service at QAFLOW_SCORER_URL",
-           requires=("scorer_url",), remote=True),
+           requires=("scorer_url",), remote=True,
+           start_hint="start the scorer service (or check QAFLOW_SCORER_URL)"),
 ))

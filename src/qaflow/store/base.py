@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qaflow.core.messages import CallRecord, DeadLetter, QuestionMessage, ResultMessage, ScoreRecord, Status
+
+if TYPE_CHECKING:
+    from qaflow.store.listing import QuestionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,12 @@ class Store(Protocol):
 
     def trace(self, question_id: str) -> dict[str, Any] | None:
         """The question's timeline (qaflow.core.trace), or None for an unknown question."""
+
+    def recent_questions(self, limit: int, run_id: str | None = None) -> list[QuestionRow]:
+        """The ``limit`` questions submitted last, newest first (qaflow.store.listing)."""
+
+    def failure_reasons(self, question_ids: Sequence[str], top: int = 3) -> list[tuple[str, int]]:
+        """The most common errors of the failed results among ``question_ids``, with counts."""
 
     def start_run(self, run_id: str, config: dict[str, Any]) -> None: ...
 

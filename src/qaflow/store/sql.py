@@ -23,6 +23,7 @@ from qaflow.core.messages import DeadLetter, QuestionMessage, ResultMessage, Sco
 from qaflow.core.text import clean_tree
 from qaflow.store.base import StoreStats, WriteBatch
 from qaflow.store.ledger import LedgerQueries
+from qaflow.store.listing import ListingQueries
 from qaflow.store.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def dead_letter_row(d: DeadLetter) -> tuple[Any, ...]:
     )
 
 
-class SqlStore(LedgerQueries):
+class SqlStore(LedgerQueries, ListingQueries):
     dialect: Dialect
     url: str
 

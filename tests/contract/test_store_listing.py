@@ -1,0 +1,77 @@
+"""What ``qaflow trace --list`` and ``qaflow run``'s failure reasons read (qaflow.store.listing),
+on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qaflow.core.ids import question_id
+from qaflow.core.messages import CallRecord, QuestionMessage, Status
+from qaflow.store.base import WriteBatch
+from qaflow.store.sql import SqlStore
+from tests.contract.test_store_contract import REFERENCE, attempt, result
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    from qaflow.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+    s: Any = open_store(url)
+    s.start()
+    yield s
+    s.close()
+
+
+def submitted(title: str, at: float, run_id: str = "r1") -> QuestionMessage:
+    return QuestionMessage(question_id=question_id(title), title=title, reference_answer=REFERENCE, run_id=run_id,
+                           submitted_at=at)
+
+
+def call(title: str, generation: int, delivery: int) -> CallRecord:
+    return CallRecord(question_id=question_id(title), generation=generation, delivery=delivery, provider="p",
+                      model="m", status="ok" if delivery == 1 else "overload", latency_ms=1.0, started_at=1.0)
+
+
+def test_recent_questions_newest_first_with_state_answers_and_calls(store: SqlStore) -> None:
+    for i, title in enumerate(["oldest", "validated", "failed", "processing", "queued"]):
+        store.record_question(submitted(title, 1_700_000_000.0 + i, run_id="other" if title == "oldest" else "r1"))
+    store.write(WriteBatch(
+        results=[result("validated", Status.VALIDATED, 0.91), result("failed", Status.FAILED)],
+        attempts=[attempt("validated", 1, 0.5), attempt("validated", 2, 0.91), attempt("processing", 1, 0.3)],
+        calls=[call("validated", 1, 1), call("validated", 2, 1), call("failed", 1, 1), call("failed", 1, 2),
+               call("failed", 1, 3)],
+    ))
+
+    rows = store.recent_questions(4)
+    assert [r.question_id for r in rows] == [question_id(t) for t in ("queued", "processing", "failed", "validated")]
+    got = {r.question_id: (r.status, r.score, r.answers, r.calls) for r in rows}
+    assert got[question_id("queued")] == ("queued", None, 0, 0)
+    assert got[question_id("processing")] == ("processing", None, 1, 0)
+    assert got[question_id("failed")] == ("failed", None, 0, 3)
+    assert got[question_id("validated")] == ("validated", pytest.approx(0.91), 2, 2)
+    assert rows[0].submitted_at == pytest.approx(1_700_000_004.0) and rows[0].run_id == "r1"
+
+    assert [r.question_id for r in store.recent_questions(10, run_id="other")] == [question_id("oldest")]
+    assert len(store.recent_questions(10)) == 5
+    assert store.recent_questions(10, run_id="none such") == []
+
+
+def test_failure_reasons_count_failed_questions_by_error_most_common_first(store: SqlStore) -> None:
+    errors = ["connection refused"] * 4 + ["HTTP 400"] * 2 + ["a", "b", "c"]
+    store.write(WriteBatch(results=[
+        *(result(f"f{i}", Status.FAILED, error=e) for i, e in enumerate(errors)),
+        result("ok", Status.VALIDATED, 0.9),
+    ]))
+    ids = [question_id(f"f{i}") for i in range(len(errors))] + [question_id("ok"), question_id("unknown")]
+    assert store.failure_reasons(ids, top=3) == [("connection refused", 4), ("HTTP 400", 2), ("a", 1),
+                                                 ("other reasons", 2)]
+    assert store.failure_reasons(ids, top=5) == [("connection refused", 4), ("HTTP 400", 2), ("a", 1), ("b", 1),
+                                                 ("c", 1)]
+    assert store.failure_reasons([question_id("f0"), question_id("ok")]) == [("connection refused", 1)]
+    assert store.failure_reasons([question_id("ok")]) == []
+    assert store.failure_reasons([]) == []
