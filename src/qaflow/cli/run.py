@@ -133,8 +133,11 @@ def run(
             click.echo(f"report: {report_path}")
     if summary.unique_questions and not summary.succeeded:
         top = f"; most common reason: {summary.failure_reasons[0][0]}" if summary.failure_reasons else ""
+        stored = summary.answered_from.get("store", 0)
+        again = (f"; {stored} came from the store, where an earlier run left them failed (a new --store tries "
+                 "them again)") if stored else ""
         err.print(f"[bold red]no question was answered[/]: {summary.failed} of {summary.unique_questions} failed"
-                  f"{top} (details: qaflow trace --list)", markup=True, highlight=False, soft_wrap=True)
+                  f"{top}{again} (details: qaflow trace --list)", markup=True, highlight=False, soft_wrap=True)
         sys.exit(EXIT_ALL_FAILED)
 
 
