@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from qaflow.core.cost import format_usd
 from qaflow.core.settings import EmbeddedSettings, load
 from qaflow.pipeline.embedded import EmbeddedPipeline
 from qaflow.scoring.lexical import LexicalScorer
@@ -54,7 +55,7 @@ def test_a_run_with_a_price_table_shows_its_cost_in_the_summary_and_the_report(t
     assert out["cost_by_kind"]["regeneration"] > 0 and out["cost_by_kind"]["retry"] > 0
     assert out["cost_per_question"] == pytest.approx(out["cost"] / 60, rel=1e-4)
     html = report.read_text()
-    assert f"Cost: ${out['cost']:.6f} in all" in html
+    assert f"Cost: {format_usd(out['cost'])} in all" in html
     assert 'alt="cost"' in html and 'alt="quality_vs_cost"' in html  # the threshold study in money
     text = qaflow("run", "--dataset", str(SAMPLE), "--scorer", "lexical", "--limit", "5",
                   "--store", f"sqlite:///{tmp_path / 'other.db'}", env=env)
@@ -107,7 +108,7 @@ def test_qaflow_trace_shows_a_429_and_a_regeneration_in_order(tmp_path: Path) ->
     assert order[0] < order[1] and order[-1] == max(order)
     assert "quota" in table.stdout and "regenerate" in table.stdout
     missing = qaflow("trace", "0" * 32, "--store", f"sqlite:///{db}")
-    assert missing.returncode != 0 and "no question" in missing.stderr
+    assert missing.returncode == 2 and "no question" in missing.stderr and "qaflow trace --list" in missing.stderr
 
 
 @pytest.mark.integration
@@ -137,3 +138,34 @@ def test_qaflow_trace_reads_postgresql_too(pg_url: str) -> None:
     assert [(e["step"], e.get("delivery")) for e in trace["events"]] == [
         ("submitted", None), ("call", 1), ("retry_wait", 1), ("call", 2)]
     assert trace["events"][2]["wait_s"] == 0.25
+
+
+def test_qaflow_trace_without_an_id_lists_the_recent_questions(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    store = ("--store", f"sqlite:///{db}")
+    empty = qaflow("trace", *store)
+    assert empty.returncode == 0 and "no questions in" in empty.stdout
+    run_json("--dataset", str(SAMPLE), "--scorer", "lexical", "--limit", "6", "--run-id", "first", *store)
+    run_json("--dataset", str(SAMPLE), "--scorer", "lexical", "--limit", "9", "--run-id", "second", *store)
+    with sqlite3.connect(db) as conn:
+        newest = [q for (q,) in conn.execute("SELECT question_id FROM questions "
+                                              "ORDER BY submitted_at DESC, question_id LIMIT 4")]
+        status, score, answers = conn.execute(
+            "SELECT r.status, r.score, (SELECT COUNT(*) FROM attempts a WHERE a.question_id = r.question_id) "
+            "FROM results r WHERE question_id = ?", (newest[0],)).fetchone()
+
+    listed = qaflow("trace", "--json", "--limit", "4", *store)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["question_id"] for r in rows] == newest
+    assert (rows[0]["status"], rows[0]["score"], rows[0]["answers"]) == (status, pytest.approx(score), answers)
+    assert rows[0]["calls"] >= answers >= 1 and rows[0]["run_id"] == "second"
+    assert {r["run_id"] for r in json.loads(qaflow("trace", "--list", "--json", "--run-id", "first", *store).stdout)} \
+        == {"first"}
+
+    table = qaflow("trace", "--list", *store)  # the default limit, as a table
+    assert table.returncode == 0, table.stderr
+    assert "9 most recent questions" in table.stdout and newest[0] in table.stdout  # the first 6 are among the 9
+    assert f"qaflow trace {newest[0]}" in table.stdout
+    both = qaflow("trace", newest[0], "--list", *store)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -30,7 +30,7 @@ def closed_port() -> int:
 @pytest.fixture
 def http_server() -> Iterator[str]:
     class NotFound(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_HEAD(self) -> None:
             self.send_response(404)
             self.end_headers()
 

@@ -70,3 +70,48 @@ def test_argparse_values_reach_the_settings_as_overrides() -> None:
     options = [opts.Option("--rate", "traffic_rate"), opts.Option("--run-id", "run_id")]
     opts.add_arguments(p, TrafficGenSettings, options)
     assert opts.overrides(p.parse_args(["--rate", "2.5"]), options) == {"traffic_rate": "2.5", "run_id": None}
+
+
+# Options whose parameter shares a settings field's name but that no QAFLOW_* variable sets.
+NOT_THE_SETTING = {
+    ("--log-level",): "the CLI's own log level; QAFLOW_LOG_LEVEL is the services'",
+    ("fake-llm", "serve", "--api-key"): "the fake server's key, from FAKE_LLM_API_KEY (its own envvar)",
+    ("dev", "up", "--scorer"): "the scorer dev up gives the score-worker it starts, not a setting of dev up",
+}
+
+
+def test_every_option_a_variable_also_sets_names_it_in_its_help() -> None:
+    """`qaflow <command> --help`: an option that sets a settings field says which QAFLOW_* variable
+    sets it too and its default; the text comes from the field (click_options), never retyped."""
+    from qaflow.cli.main import cli
+    from qaflow.core import settings as settings_mod
+
+    fields = {name: info for cls in settings_mod._REGISTRY for name, info in cls.model_fields.items()}
+
+    def walk(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+        subs = cmd.commands.items() if isinstance(cmd, click.Group) else []
+        return [(path, cmd), *(pair for name, sub in subs for pair in walk(sub, (*path, name)))]
+
+    seen, wrong = set(), []
+    for path, cmd in walk(cli):
+        for param in cmd.params:
+            if not isinstance(param, click.Option) or param.name not in fields:
+                continue
+            key = (*path, param.opts[0])
+            seen.add(key)
+            if key in NOT_THE_SETTING:
+                continue
+            derived = settings_mod.field_help(param.name, fields[param.name])  # the field's own words
+            if derived not in (param.help or "") or f"[env QAFLOW_{param.name.upper()}, default " not in param.help:
+                wrong.append(" ".join(key))
+    assert not wrong, f"options that a QAFLOW_* variable sets but whose help does not say so: {wrong}"
+    assert seen >= {("run", "--llm"), ("run", "--store"), ("trace", "--store")}
+    assert set(NOT_THE_SETTING) <= seen, "an entry of NOT_THE_SETTING no longer exists"
+
+
+def test_run_help_shows_the_variables() -> None:
+    from click.testing import CliRunner
+
+    out = " ".join(CliRunner().invoke(run, ["--help"]).output.split())
+    for variable in ("QAFLOW_LLM_PROVIDER", "QAFLOW_SCORER", "QAFLOW_STORE_URL", "QAFLOW_THRESHOLD"):
+        assert f"[env {variable}, default" in out

@@ -86,10 +86,10 @@ def print_list(rows: list[QuestionRow], where: str, console: Console) -> None:
                    "the default without QUESTION_ID.")
 @click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_LIMIT, show_default=True,
               help="With --list: how many questions.")
-@click.option("--run-id", "run_id", default=None, help="With --list: only the questions of this run.")
+@click.option("--run-id", "of_run", default=None, help="With --list: only the questions of this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace (or the list) as JSON.")
 @friendly_errors
-def trace(question_id: str | None, store_url: str | None, as_list: bool, limit: int, run_id: str | None,
+def trace(question_id: str | None, store_url: str | None, as_list: bool, limit: int, of_run: str | None,
           as_json: bool) -> None:
     """Show one question's timeline: submitted, each LLM call with its outcome and latency,
     each retry wait, each score and the terminal decision, with times (s since submission).
@@ -106,7 +106,7 @@ def trace(question_id: str | None, store_url: str | None, as_list: bool, limit: 
     store.start()
     try:
         if not question_id:
-            rows = store.recent_questions(limit, run_id=run_id)
+            rows = store.recent_questions(limit, run_id=of_run)
         else:
             qid = question_id.strip().lower()
             got = store.trace(qid)
