@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from qaflow.core.cost import format_usd
 from tests.pg import pg_rows
 
 from .conftest import ServiceStack
@@ -84,7 +85,8 @@ def test_the_ledger_holds_one_row_per_call_the_llm_server_answered(
     assert summary["loop"]["llm_calls"] == rows and summary["loop"]["retry_calls"] == retries
     assert summary["cost"]["usd"] == pytest.approx(cost, rel=1e-6)
     page = requests.get(dashboard.url + "/", timeout=10).text
-    assert re.search(r'data-k="cost.usd"[^>]*>\$0\.\d{4}<', page), "the page shows the cost"
+    shown = format_usd(summary["cost"]["usd"])
+    assert f'data-k="cost_text.usd" data-f="text">{shown}<' in page, "the page shows the cost, in the money format"
     counted = metric(requests.get(llm.url + "/metrics", timeout=10).text, "qaflow_llm_cost_usd_total")
     assert counted == pytest.approx(cost, rel=1e-6)
 

@@ -106,6 +106,8 @@ def test_an_empty_store_is_an_empty_page(make_app: Callable[..., Flask]) -> None
     assert s["loop"] == {"scored_answers": 0, "llm_calls": 0, "first_calls": 0, "regeneration_calls": 0,
                          "retry_calls": 0, "errors": {}, "retry_wait_s": 0.0}
     assert s["cost"] == {"usd": None, "first": None, "regeneration": None, "retry": None, "per_question": None}
+    assert set(s["cost_text"].values()) == {None}
+    assert re.search(r'data-k="cost_text.usd"[^>]*>\u2013<', html), "no price: a dash, not $0"
     assert s["cache"]["hit_rate"] is None
     assert client.get("/readyz").status_code == 200
 
@@ -149,8 +151,12 @@ def test_figures_from_data(store: Store, make_app: Callable[..., Flask]) -> None
     page = client.get("/").get_data(as_text=True)
     assert re.search(r'data-k="totals.validated"[^>]*>3<', page), "figures are rendered on the server too"
     assert re.search(r'data-k="totals.truncated"[^>]*>1<', page), "truncated answers are shown"
-    assert re.search(r'data-k="cost.usd"[^>]*>\$0\.0070<', page), "the cost is shown"
-    assert re.search(r'data-k="cost.retry"[^>]*>\$0\.0020<', page), "so is the cost of retries"
+    assert s["cost_text"] == {"usd": "$0.007", "first": "$0.003", "regeneration": "$0.002", "retry": "$0.002",
+                              "per_question": "$0.00175", "per_1k_questions": "$1.75"}
+    assert re.search(r'data-k="cost_text.usd"[^>]*>\$0\.007<', page), "the cost is shown, in the money format"
+    assert re.search(r'data-k="cost_text.retry"[^>]*>\$0\.002<', page), "so is the cost of retries"
+    assert re.search(r'data-k="cost_text.per_question"[^>]*>\$0\.00175<', page), "not rounded to $0.0018"
+    assert re.search(r'data-k="cost_text.per_1k_questions"[^>]*>\$1\.75<', page)
 
 
 def test_the_summary_is_memoised_briefly(store: Store, make_app: Callable[..., Flask]) -> None:

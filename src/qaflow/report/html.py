@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qaflow.core.cost import format_usd
 from qaflow.core.errors import MissingExtraError
 from qaflow.pipeline.summary import RunSummary
 from qaflow.report.study import ThresholdPoint, by_question, study
@@ -89,7 +90,7 @@ def figures(summary: RunSummary, scores: dict[str, list[float]], points: list[Th
         fig, ax = plt.subplots(figsize=(5, 3.2))
         usd = [summary.cost_by_kind.get(k, 0.0) for k in labels]
         ax.bar(labels, usd, color=["tab:blue", "tab:orange", "tab:gray"])
-        ax.set(ylabel="USD", title=f"Cost: first answers vs regeneration and retries (${summary.cost:.4f})")
+        ax.set(ylabel="USD", title=f"Cost: first answers vs regeneration and retries ({format_usd(summary.cost)})")
         out["cost"] = _figure_png(fig)
         plt.close(fig)
 
@@ -117,7 +118,7 @@ def render(summary: RunSummary, figs: dict[str, str], points: list[ThresholdPoin
         f"<td>{'' if p.final_pass_rate is None else f'{p.final_pass_rate:.1%}'}</td>"
         f"<td>{'' if p.calls_per_question is None else f'{p.calls_per_question:.2f}'}</td>"
         f"<td>{'' if p.quality_gain is None else f'{p.quality_gain:+.3f}'}</td>"
-        f"<td>{'' if p.cost_per_question is None else f'${p.cost_per_question:.6f}'}</td></tr>"
+        f"<td>{'' if p.cost_per_question is None else format_usd(p.cost_per_question)}</td></tr>"
         for p in points[::5]
     )
     imgs = "".join(

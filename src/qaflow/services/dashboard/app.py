@@ -35,6 +35,8 @@ def pick(data: Any, path: str) -> Any:
 @bp.app_template_filter()
 def fmt(value: Any, kind: str = "num") -> str:
     """The server-side twin of the page's fmt(): the page reads right before its script runs."""
+    if kind == "text":  # formatted by the runtime already (money: qaflow.core.cost.format_usd)
+        return "\u2013" if value is None else str(value)
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return "\u2013"
     if kind == "int":
@@ -49,8 +51,6 @@ def fmt(value: Any, kind: str = "num") -> str:
         return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
     if kind == "time":
         return time.strftime("%H:%M:%S UTC", time.gmtime(value))
-    if kind == "usd":
-        return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 

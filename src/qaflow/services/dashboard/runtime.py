@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from qaflow.core.cost import format_usd
 from qaflow.core.settings import DashboardSettings
 from qaflow.services.dashboard.figures import SCORE_BINS, latency_summary, minute_series, score_bins
 from qaflow.services.dashboard.queries import Queries
@@ -40,6 +41,16 @@ def cost_summary(calls: CallStats) -> dict[str, float | None]:
         "retry": _usd(calls.cost_by_kind.get("retry", 0.0) if priced else None),
         "per_question": _usd(calls.cost_per_question_usd),
     }
+
+
+def cost_text(cost: dict[str, float | None]) -> dict[str, str | None]:
+    """:func:`cost_summary`'s figures as the page shows them, in the one money format of qaflow
+    (:func:`qaflow.core.cost.format_usd`, also RunSummary.cost_text's), so the page's script
+    holds no copy of it; plus the cost of 1,000 questions at the mean cost per question."""
+    out = {k: None if v is None else format_usd(v) for k, v in cost.items()}
+    per_q = cost.get("per_question")
+    out["per_1k_questions"] = None if per_q is None else format_usd(1000 * per_q)
+    return out
 
 
 class DashboardRuntime:
@@ -107,6 +118,7 @@ class DashboardRuntime:
             retry_wait_s=round(calls.retry_wait_s_total, 3),
         )
         out["cost"] = cost_summary(calls)
+        out["cost_text"] = cost_text(out["cost"])
         out["cache"] = self._cache()
         return out
 
