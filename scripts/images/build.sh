@@ -13,17 +13,15 @@
 #   scripts/images/build.sh api scorer   some
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-CACHE_DIR="${QAFLOW_CACHE_DIR:-$HOME/.cache/qaflow}"
-WHEELHOUSE="${QAFLOW_WHEELHOUSE:-$CACHE_DIR/wheelhouse}"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$HERE/lib.sh"
 TAG="${QAFLOW_IMAGE_TAG:-local}"
-TORCH_INDEX_URL="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
 PYTHON_TARGETS=(api llm-worker retry-worker storage-writer scorer traffic-gen dashboard)
 TIMES="$CACHE_DIR/images/build-times.tsv"
 mkdir -p "$(dirname "$TIMES")"
 
-if ! curl -fsS --max-time 15 -o /dev/null "$TORCH_INDEX_URL/torch/" 2>/dev/null; then
+if ! torch_index_answers; then
   TORCH_INDEX_URL=https://pypi.org/simple   # the wheelhouse holds PyPI's torch then
 fi
 common=(--pull=never --layers --volume "$WHEELHOUSE:/wheels:ro"

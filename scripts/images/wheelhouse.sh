@@ -8,16 +8,14 @@
 # apache-beam) are built into wheels here, so the images need no compilers. torch comes from
 # TORCH_INDEX_URL (CPU wheels) when that index answers, else from PyPI's default index
 # (CUDA wheels; bigger, same behaviour on CPU). Cached in $QAFLOW_CACHE_DIR/wheelhouse, keyed
-# by pyproject.toml and this script.
+# by pyproject.toml, this script and lib.sh (its paths and torch index).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
-CACHE_DIR="${QAFLOW_CACHE_DIR:-$HOME/.cache/qaflow}"
-WHEELHOUSE="${QAFLOW_WHEELHOUSE:-$CACHE_DIR/wheelhouse}"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$HERE/lib.sh"
 PYTHON="${PYTHON:-python3}"
-TORCH_INDEX_URL="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 STAMP="$WHEELHOUSE/.qaflow-stamp"
-key="$(cat "$REPO/pyproject.toml" "$HERE/wheelhouse.sh" | sha256sum | cut -c1-16)"
+key="$(cat "$REPO/pyproject.toml" "$HERE/wheelhouse.sh" "$HERE/lib.sh" | sha256sum | cut -c1-16)"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$key" ]]; then
   echo "wheelhouse up to date: $WHEELHOUSE ($(du -sh "$WHEELHOUSE" | cut -f1))"
@@ -26,7 +24,7 @@ fi
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"the wheelhouse needs Python 3.11 (the bases), not {sys.version}"'
 mkdir -p "$WHEELHOUSE"
 pipw=("$PYTHON" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELHOUSE")
-if curl -fsS --max-time 15 -o /dev/null "$TORCH_INDEX_URL/torch/" 2>/dev/null; then
+if torch_index_answers; then
   echo "torch: CPU wheels from $TORCH_INDEX_URL"
   "${pipw[@]}" --no-deps --index-url "$TORCH_INDEX_URL" torch
 else
@@ -38,4 +36,4 @@ cd "$REPO"
 "${pipw[@]}" --find-links "$WHEELHOUSE" ".[bertscore,services]"
 rm -f "$WHEELHOUSE"/qaflow-*.whl   # the images install qaflow from their own build context
 echo "$key" >"$STAMP"
-echo "wheelhouse: $WHEELHOUSE ($(ls "$WHEELHOUSE" | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1))"
+echo "wheelhouse: $WHEELHOUSE ($(find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1))"
