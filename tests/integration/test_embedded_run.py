@@ -95,13 +95,13 @@ def test_malformed_dataset_gives_file_and_line_not_a_traceback(tmp_path: Path) -
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b'"1","ok title","","an answer"\n"2","broken \xff\xfe title","","x"\n')
     proc = qaflow("run", "--dataset", str(bad), "--scorer", "lexical", "--store", f"sqlite:///{tmp_path / 'q.db'}")
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # could not start (docs/cli.md, exit codes)
     assert "bad.csv:2" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
     proc = qaflow("run", "--scorer", "lexical", env={"QAFLOW_THRESHOLD": "2"})
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "QAFLOW_THRESHOLD" in proc.stderr and "Traceback" not in proc.stderr
 
 
