@@ -121,7 +121,7 @@ def test_every_question_failed_exits_1_with_the_top_reasons(tmp_path: Path) -> N
     out = json.loads(proc.stdout)
     assert out["failed"] == 4 and out["validated"] + out["exhausted"] == 0
     [top] = out["failure_reasons"]
-    assert top["questions"] == 4 and f"connection to {url}/api/chat failed" in top["reason"]
+    assert top["questions"] == 4 and f"connection to {url}/api/chat failed (connection refused)" in top["reason"]
     assert "no question was answered: 4 of 4 failed; most common reason: gave up after 2 deliveries" in proc.stderr
 
     table = qaflow(*args, env=env)  # again: answered from the store, where they are failed

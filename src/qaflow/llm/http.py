@@ -33,6 +33,7 @@ from qaflow.core.errors import (
 from qaflow.core.settings import LlmSettings
 from qaflow.llm.base import LlmReply, LlmRequest
 from qaflow.llm.replies import Parsed, decode_body, error_in_body
+from qaflow.plumbing.reach import why
 from qaflow.plumbing.sessions import SessionPool
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class HttpClient:
             msg = f"{p}: no answer from {url} within {self._timeout[1]:g}s ({type(exc).__name__})"
             raise LlmTimeoutError(msg) from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            msg = f"{p}: connection to {url} failed ({type(exc).__name__})"
+            msg = f"{p}: connection to {url} failed ({why(exc, self._timeout[0])})"  # "connection refused", ...
             raise OverloadedError(msg) from exc
         except requests.RequestException as exc:
             msg = f"{p}: cannot call {url} ({type(exc).__name__}: {excerpt(str(exc), self._secrets)})"
