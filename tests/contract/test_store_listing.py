@@ -3,28 +3,16 @@ on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from qaflow.core.ids import question_id
 from qaflow.core.messages import CallRecord, QuestionMessage, Status
 from qaflow.store.base import WriteBatch
 from qaflow.store.sql import SqlStore
+from tests.contract import test_store_batch_write
 from tests.contract.test_store_contract import REFERENCE, attempt, result
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    from qaflow.store import open_store
-
-    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
-    s: Any = open_store(url)
-    s.start()
-    yield s
-    s.close()
+store = test_store_batch_write.store  # the fixture: a store on SQLite, and on a real PostgreSQL
 
 
 def submitted(title: str, at: float, run_id: str = "r1") -> QuestionMessage:
