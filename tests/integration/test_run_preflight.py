@@ -128,6 +128,7 @@ def test_every_question_failed_exits_1_with_the_top_reasons(tmp_path: Path) -> N
     assert table.returncode == 1
     assert "failure reasons" in table.stdout and "4  gave up after 2 deliveries" in table.stdout
     assert "4 came from the store" in table.stderr
+    assert f"qaflow trace --list --store sqlite:///{db}" in table.stderr
 
 
 def test_permanent_errors_of_the_offline_simulator_fail_every_question_exit_1(tmp_path: Path) -> None:

@@ -137,8 +137,16 @@ def run(
         again = (f"; {stored} came from the store, where an earlier run left them failed (a new --store tries "
                  "them again)") if stored else ""
         err.print(f"[bold red]no question was answered[/]: {summary.failed} of {summary.unique_questions} failed"
-                  f"{top}{again} (details: qaflow trace --list)", markup=True, highlight=False, soft_wrap=True)
+                  f"{top}{again} (details: {_trace_list(settings.store_url)})", markup=True, highlight=False,
+                  soft_wrap=True)
         sys.exit(EXIT_ALL_FAILED)
+
+
+def _trace_list(store_url: str) -> str:
+    """The command that lists this store's questions; a URL that may hold a password is elided."""
+    if store_url == EmbeddedSettings.model_fields["store_url"].default:
+        return "qaflow trace --list"
+    return f"qaflow trace --list --store {store_url if store_url.startswith('sqlite:') else '…'}"
 
 
 def print_summary(s: RunSummary, console: Console) -> None:
