@@ -274,6 +274,7 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
     if limit:
         cmd += ["--limit", str(limit)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QAFLOW_")}
+    standalone = scorer_load_alone(clean)
     before = load_avg()
     log("running `qaflow run` on the sample (fresh store) for time to first score")
     began = time.time()
@@ -308,10 +309,28 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
         "questions": summary.get("questions"),
         "load_before": before,
         "load_after": load_avg(),
+        "standalone": standalone,
     }
     log(f"  first LLM answer -> first score: {result['first_llm_answer_to_first_score_s']} s "
         f"(model loaded {result['process_start_to_model_loaded_s']} s after start), load {before[0]:.1f}")
     return result
+
+
+def scorer_load_alone(env: dict[str, str]) -> dict[str, Any]:
+    """bench/scorer_load.py in a fresh process (the scorer's start-up with nothing else running),
+    with the load before and after: the yardstick for the in-run figures."""
+    before = load_avg()
+    log("loading the scorer alone in a fresh process (bench/scorer_load.py)")
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("scorer_load.py"))], capture_output=True,
+                          text=True, env=env, timeout=1200, check=False)
+    if proc.returncode != 0:
+        msg = f"bench/scorer_load.py failed: {proc.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.update(load_before=before, load_after=load_avg())
+    log(f"  alone: import {out['import_s']} s, model build {out['model_build_s']} s, first 64 pairs "
+        f"{out['first_64_pairs_s']} s; no bytecode cache: {', '.join(out['no_bytecode_cache']) or 'none'}")
+    return out
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -336,6 +355,14 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| process start -> model loaded (background) | {f['process_start_to_model_loaded_s']} |",
                   f"| whole run (elapsed_s) | {f['run_elapsed_s']} |",
                   f"| load (1 min) before / after | {f['load_before'][0]} / {f['load_after'][0]} |", ""]
+        a = f.get("standalone")
+        if a:
+            lines += ["| the scorer alone, fresh process (bench/scorer_load.py) | wall s | CPU s |", "|---|---|---|",
+                      f"| import of torch, transformers, bert-score | {a['import_s']} | {a['import_cpu_s']} |",
+                      f"| model build (`BertScoreScorer.start`) | {a['model_build_s']} | {a['model_build_cpu_s']} |",
+                      f"| first 64-pair call ({a['torch_threads']} torch threads) | {a['first_64_pairs_s']} | "
+                      f"{a['first_64_pairs_cpu_s']} |",
+                      f"| no bytecode cache for | {', '.join(a['no_bytecode_cache']) or 'none'} | |", ""]
     return "\n".join(lines)
 
 
