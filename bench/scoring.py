@@ -263,6 +263,14 @@ def _stamp(line: str) -> float | None:
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.UTC).timestamp()
 
 
+CPU_SO_FAR = re.compile(r"process CPU so far ([0-9.]+)s")
+
+
+def _cpu_so_far(line: str) -> float | None:
+    m = CPU_SO_FAR.search(line)
+    return float(m.group(1)) if m else None
+
+
 def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]:
     """`make run`'s command, on a fresh store, with DEBUG logs; times read from the log lines.
 
@@ -283,6 +291,7 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
         msg = f"qaflow run failed: {proc.stderr[-2000:]}"
         raise RuntimeError(msg)
     first_answer = first_call = first_score = loaded = None
+    cpu_at_first_score = cpu_at_loaded = None
     for line in proc.stderr.splitlines():
         t = _stamp(line)
         if t is None:
@@ -293,8 +302,10 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
             first_call = t
         elif first_score is None and "first scores out" in line:
             first_score = t
+            cpu_at_first_score = _cpu_so_far(line)
         elif loaded is None and "scorer loaded in the background" in line:
             loaded = t
+            cpu_at_loaded = _cpu_so_far(line)
     if first_answer is None or first_score is None:
         msg = "qaflow run's log has no first answer / first score line"
         raise RuntimeError(msg)
@@ -305,6 +316,8 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
         "process_start_to_first_llm_answer_s": round(first_answer - began, 2),
         "process_start_to_model_loaded_s": round(loaded - began, 2) if loaded else None,
         "first_scoring_call_to_first_score_s": round(first_score - first_call, 2) if first_call else None,
+        "process_cpu_at_model_loaded_s": cpu_at_loaded,
+        "process_cpu_at_first_score_s": cpu_at_first_score,
         "run_elapsed_s": round(summary.get("elapsed_s", 0.0), 2),
         "questions": summary.get("questions"),
         "load_before": before,
@@ -353,6 +366,8 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| first LLM answer -> first score | {f['first_llm_answer_to_first_score_s']} |",
                   f"| process start -> first LLM answer | {f['process_start_to_first_llm_answer_s']} |",
                   f"| process start -> model loaded (background) | {f['process_start_to_model_loaded_s']} |",
+                  f"| process CPU seconds at model loaded / at first score | {f.get('process_cpu_at_model_loaded_s')}"
+                  f" / {f.get('process_cpu_at_first_score_s')} |",
                   f"| whole run (elapsed_s) | {f['run_elapsed_s']} |",
                   f"| load (1 min) before / after | {f['load_before'][0]} / {f['load_after'][0]} |", ""]
         a = f.get("standalone")

@@ -212,6 +212,8 @@ class Runner:
              f"{raw['process_start_to_first_llm_answer_s']} s / {raw['process_start_to_model_loaded_s']} s", ""),
             ("first scoring call -> first score (includes the wait for the model)",
              f"{raw['first_scoring_call_to_first_score_s']} s", ""),
+            ("process CPU seconds at model loaded / at first score (less load-dependent than wall time)",
+             f"{raw.get('process_cpu_at_model_loaded_s')} s / {raw.get('process_cpu_at_first_score_s')} s", ""),
         ]
         alone = raw.get("standalone")
         if alone:  # the same start-up in a fresh process of its own, just before the run
