@@ -23,7 +23,8 @@ Python then compiles their sources on every import, which it does wherever it ma
 the cache (``PYTHONDONTWRITEBYTECODE=1``, common in containers and set on the machine of issue
 13): there the scorer's import and model build took 2-3x the time they take from bytecode
 (docs/performance.md, "Time to first score"). ``make install`` writes the bytecode at install
-(uv's ``--compile-bytecode``); the import logs which packages lack it.
+(uv's ``--compile-bytecode``, for the packages it installs); the import logs which packages
+lack it.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ def import_bert_score() -> types.ModuleType:
     missing = uncached_bytecode(BYTECODE_CHECKED)
     if missing:
         logger.info("no bytecode cache for %s (PYTHONDONTWRITEBYTECODE=%s): compiled from source on every run, "
-                    "2-3x the import time; `make install` writes it (uv pip install --compile-bytecode), "
-                    "or: python -m compileall -q -j 0 %s", ", ".join(missing),
+                    "2-3x the import time; a fresh `make install` writes it (uv pip install --compile-bytecode); "
+                    "for this environment: python -m compileall -q -j 0 %s", ", ".join(missing),
                     os.environ.get("PYTHONDONTWRITEBYTECODE", ""), os.path.dirname(os.path.dirname(
                         sys.modules[missing[0]].__file__ or ".")))
     return module
