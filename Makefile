@@ -27,13 +27,18 @@ $(VENV)/.created:
 # instead. TORCH_BACKEND=cpu, cu128, ... forces one; TORCH_BACKEND= (empty) always uses PyPI's.
 TORCH_BACKEND ?= auto
 TORCH_INDEX_TIMEOUT ?= 20
+# --compile-bytecode: the .pyc files are written at install, so importing torch and transformers
+# does not compile them from source on every run where Python may not write them
+# (PYTHONDONTWRITEBYTECODE=1, as on this machine and in containers; the first run everywhere
+# else): 2-3x the import time of the scorer (docs/performance.md, "Time to first score").
+UV_PIP_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(PY)
 define uv_install_with_torch
 	@if [ -n "$(TORCH_BACKEND)" ] && UV_HTTP_TIMEOUT=$(TORCH_INDEX_TIMEOUT) UV_HTTP_RETRIES=0 \
-	    $(UV) pip install --quiet --python $(PY) --torch-backend=$(TORCH_BACKEND) $(1); then \
+	    $(UV_PIP_INSTALL) --torch-backend=$(TORCH_BACKEND) $(1); then \
 	  echo "torch: installed with uv --torch-backend=$(TORCH_BACKEND)"; \
 	else \
 	  [ -z "$(TORCH_BACKEND)" ] || echo "torch: --torch-backend=$(TORCH_BACKEND) failed (index unreachable?); using PyPI's torch build"; \
-	  $(UV) pip install --quiet --python $(PY) $(1); \
+	  $(UV_PIP_INSTALL) $(1); \
 	fi
 endef
 

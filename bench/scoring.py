@@ -263,6 +263,14 @@ def _stamp(line: str) -> float | None:
     return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.UTC).timestamp()
 
 
+CPU_SO_FAR = re.compile(r"process CPU so far ([0-9.]+)s")
+
+
+def _cpu_so_far(line: str) -> float | None:
+    m = CPU_SO_FAR.search(line)
+    return float(m.group(1)) if m else None
+
+
 def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]:
     """`make run`'s command, on a fresh store, with DEBUG logs; times read from the log lines.
 
@@ -274,6 +282,7 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
     if limit:
         cmd += ["--limit", str(limit)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QAFLOW_")}
+    standalone = scorer_load_alone(clean)
     before = load_avg()
     log("running `qaflow run` on the sample (fresh store) for time to first score")
     began = time.time()
@@ -282,6 +291,7 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
         msg = f"qaflow run failed: {proc.stderr[-2000:]}"
         raise RuntimeError(msg)
     first_answer = first_call = first_score = loaded = None
+    cpu_at_first_score = cpu_at_loaded = None
     for line in proc.stderr.splitlines():
         t = _stamp(line)
         if t is None:
@@ -292,8 +302,10 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
             first_call = t
         elif first_score is None and "first scores out" in line:
             first_score = t
+            cpu_at_first_score = _cpu_so_far(line)
         elif loaded is None and "scorer loaded in the background" in line:
             loaded = t
+            cpu_at_loaded = _cpu_so_far(line)
     if first_answer is None or first_score is None:
         msg = "qaflow run's log has no first answer / first score line"
         raise RuntimeError(msg)
@@ -304,14 +316,34 @@ def bench_first_score(workdir: Path, limit: int | None = None) -> dict[str, Any]
         "process_start_to_first_llm_answer_s": round(first_answer - began, 2),
         "process_start_to_model_loaded_s": round(loaded - began, 2) if loaded else None,
         "first_scoring_call_to_first_score_s": round(first_score - first_call, 2) if first_call else None,
+        "process_cpu_at_model_loaded_s": cpu_at_loaded,
+        "process_cpu_at_first_score_s": cpu_at_first_score,
         "run_elapsed_s": round(summary.get("elapsed_s", 0.0), 2),
         "questions": summary.get("questions"),
         "load_before": before,
         "load_after": load_avg(),
+        "standalone": standalone,
     }
     log(f"  first LLM answer -> first score: {result['first_llm_answer_to_first_score_s']} s "
         f"(model loaded {result['process_start_to_model_loaded_s']} s after start), load {before[0]:.1f}")
     return result
+
+
+def scorer_load_alone(env: dict[str, str]) -> dict[str, Any]:
+    """bench/scorer_load.py in a fresh process (the scorer's start-up with nothing else running),
+    with the load before and after: the yardstick for the in-run figures."""
+    before = load_avg()
+    log("loading the scorer alone in a fresh process (bench/scorer_load.py)")
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("scorer_load.py"))], capture_output=True,
+                          text=True, env=env, timeout=1200, check=False)
+    if proc.returncode != 0:
+        msg = f"bench/scorer_load.py failed: {proc.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.update(load_before=before, load_after=load_avg())
+    log(f"  alone: import {out['import_s']} s, model build {out['model_build_s']} s, first 64 pairs "
+        f"{out['first_64_pairs_s']} s; no bytecode cache: {', '.join(out['no_bytecode_cache']) or 'none'}")
+    return out
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -334,8 +366,18 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| first LLM answer -> first score | {f['first_llm_answer_to_first_score_s']} |",
                   f"| process start -> first LLM answer | {f['process_start_to_first_llm_answer_s']} |",
                   f"| process start -> model loaded (background) | {f['process_start_to_model_loaded_s']} |",
+                  f"| process CPU seconds at model loaded / at first score | {f.get('process_cpu_at_model_loaded_s')}"
+                  f" / {f.get('process_cpu_at_first_score_s')} |",
                   f"| whole run (elapsed_s) | {f['run_elapsed_s']} |",
                   f"| load (1 min) before / after | {f['load_before'][0]} / {f['load_after'][0]} |", ""]
+        a = f.get("standalone")
+        if a:
+            lines += ["| the scorer alone, fresh process (bench/scorer_load.py) | wall s | CPU s |", "|---|---|---|",
+                      f"| import of torch, transformers, bert-score | {a['import_s']} | {a['import_cpu_s']} |",
+                      f"| model build (`BertScoreScorer.start`) | {a['model_build_s']} | {a['model_build_cpu_s']} |",
+                      f"| first 64-pair call ({a['torch_threads']} torch threads) | {a['first_64_pairs_s']} | "
+                      f"{a['first_64_pairs_cpu_s']} |",
+                      f"| no bytecode cache for | {', '.join(a['no_bytecode_cache']) or 'none'} | |", ""]
     return "\n".join(lines)
 
 

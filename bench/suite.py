@@ -212,7 +212,16 @@ class Runner:
              f"{raw['process_start_to_first_llm_answer_s']} s / {raw['process_start_to_model_loaded_s']} s", ""),
             ("first scoring call -> first score (includes the wait for the model)",
              f"{raw['first_scoring_call_to_first_score_s']} s", ""),
+            ("process CPU seconds at model loaded / at first score (less load-dependent than wall time)",
+             f"{raw.get('process_cpu_at_model_loaded_s')} s / {raw.get('process_cpu_at_first_score_s')} s", ""),
         ]
+        alone = raw.get("standalone")
+        if alone:  # the same start-up in a fresh process of its own, just before the run
+            rows.append(("the scorer alone (bench/scorer_load.py): import / model build / first 64 pairs, wall (CPU)",
+                         f"{alone['import_s']} ({alone['import_cpu_s']}) / {alone['model_build_s']} "
+                         f"({alone['model_build_cpu_s']}) / {alone['first_64_pairs_s']} "
+                         f"({alone['first_64_pairs_cpu_s']}) s;"
+                         f" no bytecode cache for: {', '.join(alone['no_bytecode_cache']) or 'none'}", ""))
         return {"rows": rows, "raw": raw}
 
     # -- the run -------------------------------------------------------------------------------

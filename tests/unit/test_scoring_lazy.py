@@ -80,3 +80,29 @@ def test_close_during_the_load_closes_the_model_once_loaded() -> None:
     assert lazy._loader is not None
     lazy._loader.join(WAIT_S)
     assert inner.closed == 1
+
+
+def test_load_and_first_score_lines_carry_process_cpu_the_bench_reads(caplog: pytest.LogCaptureFixture) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_scoring", Path(__file__).resolve().parents[2] / "bench" / "scoring.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    inner = SlowStart()
+    inner.release.set()
+    lazy = LazyScorer(inner, {"name": "lexical"})
+    caplog.set_level("INFO", logger="qaflow.scoring.lazy")
+    lazy.preload()
+    assert lazy._loader is not None
+    lazy._loader.join(WAIT_S)
+    lazy.score(["a cat"], ["a cat"])
+    lines = {key: [r.getMessage() for r in caplog.records if key in r.getMessage()]
+             for key in ("scorer loaded in the background", "first scores out")}
+    for key, found in lines.items():
+        assert len(found) == 1, (key, caplog.text)
+        cpu = bench._cpu_so_far(found[0])
+        assert cpu is not None and cpu > 0, found[0]

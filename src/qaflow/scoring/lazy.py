@@ -9,7 +9,9 @@ is imported without the pandas and matplotlib it never scores with
 (:mod:`qaflow.scoring.lightimport`).
 
 Logs (INFO) the first scoring call and when its scores are out, so the time from the first
-LLM answer to the first score can be read from a run's log (bench/scoring.py does).
+LLM answer to the first score can be read from a run's log (bench/scoring.py does), with the
+process's CPU seconds so far: on a shared machine the wall-clock figures swing with the load,
+the CPU seconds much less.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class LazyScorer:
         except Exception as exc:  # score() loads again and raises it there
             logger.warning("background load of the %s scorer failed, retried on first use: %s", self.name, exc)
             return
-        logger.info("%s scorer loaded in the background in %.1fs", self.name, time.perf_counter() - began)
+        logger.info("%s scorer loaded in the background in %.1fs (process CPU so far %.2fs)", self.name,
+                    time.perf_counter() - began, time.process_time())
         with self._lock:
             if self._closed:  # close() ran while we loaded
                 self.inner.close()
@@ -79,8 +82,8 @@ class LazyScorer:
         waited = time.perf_counter() - began
         scores = self.inner.score(candidates, references)
         self._scored_once = True
-        logger.info("first scores out: %d pairs, %.2fs after the first scoring call (%.2fs waiting for the model)",
-                    len(scores), time.perf_counter() - began, waited)
+        logger.info("first scores out: %d pairs, %.2fs after the first scoring call (%.2fs waiting for the model); "
+                    "process CPU so far %.2fs", len(scores), time.perf_counter() - began, waited, time.process_time())
         return scores
 
     def close(self) -> None:

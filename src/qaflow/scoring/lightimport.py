@@ -17,6 +17,14 @@ gets the real module. Scores are unchanged: model, tokenizer and scoring code ar
 
 (The standard library's ``importlib.util.LazyLoader`` does not fit: on Python 3.11 every
 ``import`` statement of a lazy module reads its ``__spec__`` and so loads it.)
+
+:func:`uncached_bytecode` names the packages of the import that have no ``.pyc`` to load from.
+Python then compiles their sources on every import, which it does wherever it may not write
+the cache (``PYTHONDONTWRITEBYTECODE=1``, common in containers and set on the machine of issue
+13): there the scorer's import and model build took 2-3x the time they take from bytecode
+(docs/performance.md, "Time to first score"). ``make install`` writes the bytecode at install
+(uv's ``--compile-bytecode``, for the packages it installs); the import logs which packages
+lack it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import logging
+import os
 import sys
 import threading
 import time
@@ -110,7 +119,37 @@ def import_bert_score() -> types.ModuleType:
                     del sys.modules[name]
     logger.debug("imported bert_score in %.1fs (deferred: %s)", time.perf_counter() - began,
                  ", ".join(stand_ins) or "none")
+    missing = uncached_bytecode(BYTECODE_CHECKED)
+    if missing:
+        logger.info("no bytecode cache for %s (PYTHONDONTWRITEBYTECODE=%s): compiled from source on every run, "
+                    "2-3x the import time; a fresh `make install` writes it (uv pip install --compile-bytecode); "
+                    "for this environment: python -m compileall -q -j 0 %s", ", ".join(missing),
+                    os.environ.get("PYTHONDONTWRITEBYTECODE", ""), os.path.dirname(os.path.dirname(
+                        sys.modules[missing[0]].__file__ or ".")))
     return module
+
+
+BYTECODE_CHECKED = ("torch", "transformers", "bert_score")
+
+
+def uncached_bytecode(names: tuple[str, ...]) -> list[str]:
+    """The imported modules of ``names`` whose source has no bytecode cache file.
+
+    The cache file is ``__spec__.cached`` (``__pycache__/<name>.cpython-311.pyc`` next to the
+    source, or under ``sys.pycache_prefix`` when ``PYTHONPYCACHEPREFIX`` is set). After an import
+    it is missing only where Python could not or may not write it; such a module is compiled
+    from source again by every process that imports it. Modules not imported, or without a
+    source file (built-in, extension, namespace), are not listed.
+    """
+    missing = []
+    for name in names:
+        module = sys.modules.get(name)
+        spec = getattr(module, "__spec__", None)
+        if spec is None or not spec.has_location or not spec.cached or not str(spec.origin).endswith(".py"):
+            continue
+        if not os.path.exists(spec.cached):
+            missing.append(name)
+    return missing
 
 
 def import_in_background() -> threading.Thread:
