@@ -94,6 +94,7 @@ class Worker:
         inline_dead_letters: bool = False,
         policy: FaultPolicy | None = None,
         stop: threading.Event | None = None,
+        commit_interval_s: float = 0.0,
     ) -> None:
         self.stage = stage
         self.consumer = consumer
@@ -113,9 +114,11 @@ class Worker:
         self._transient_run = 0  # transient failures in a row, for the backoff
         self._outbox: list[tuple[list[Output], Callable[[], None]]] = []
         # Commits at most this often (0: after every step). Offsets waiting are committed when
-        # a poll comes back empty, on drain and on close; a crash re-delivers at most this much.
-        self.commit_interval_s = 0.0
+        # a poll comes back empty, when their partitions are revoked (a rebalance), on drain and
+        # on close; a crash re-delivers at most this much.
+        self.commit_interval_s = commit_interval_s
         self._uncommitted: dict[tuple[str, int], int] = {}
+        self._uncommitted_lock = threading.Lock()  # the revocation hook runs on the bus's I/O thread
         self._last_commit = time.monotonic()
 
     @property
@@ -124,6 +127,9 @@ class Worker:
 
     def start(self) -> None:
         self.producer.start()
+        set_hook = getattr(self.consumer, "set_revoke_hook", None)  # backends that rebalance (Kafka)
+        if set_hook is not None:
+            set_hook(self.take_uncommitted)
         self.consumer.start()
 
     @property
@@ -276,13 +282,22 @@ class Worker:
         the last); a retriable refusal (the group rebalanced, the broker is away) is counted
         and logged and the loop goes on: the records behind it are delivered again, to this
         consumer or the partition's new owner, or covered by the next commit."""
-        self._uncommitted.update(offsets)
+        with self._uncommitted_lock:
+            self._uncommitted.update(offsets)
         if time.monotonic() - self._last_commit >= self.commit_interval_s:
             self.commit_pending()
 
+    def take_uncommitted(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The offsets waiting for the commit interval on ``partitions``, handed over (and
+        forgotten here): the consumer commits them while it still owns the partitions, before
+        a rebalance moves them (``KafkaBusConsumer.set_revoke_hook``)."""
+        with self._uncommitted_lock:
+            return {tp: self._uncommitted.pop(tp) for tp in partitions if tp in self._uncommitted}
+
     def commit_pending(self) -> None:
         """Commit the offsets waiting for the commit interval, if any."""
-        offsets, self._uncommitted = self._uncommitted, {}
+        with self._uncommitted_lock:
+            offsets, self._uncommitted = self._uncommitted, {}
         if not offsets:
             return
         self._last_commit = time.monotonic()
