@@ -4,6 +4,13 @@ poll -> decode (a bad record becomes a dead letter, with its origin) -> handle -
 publish -> flush (durable) -> commit. Offsets are committed only after the effects of
 the records before them are durable, so a crash re-delivers and never skips.
 
+With ``commit_interval_s`` (the services' ``QAFLOW_COMMIT_INTERVAL_MS``) a step sends its
+outputs without waiting for them: the flush, and the commit of the offsets behind it, happen
+at most that often, when a poll comes back empty, on drain and on close. A crash or a
+rebalance re-delivers at most the records of one interval (at least once; the stages are
+idempotent); offsets already acknowledged but not yet committed are committed before a
+rebalance moves their partitions (``take_uncommitted``).
+
 Failure handling (docs/architecture.md, "Failure handling"):
 
 - handling a record that raises is classified by :func:`qaflow.core.faults.classify`. A
@@ -113,6 +120,8 @@ class Worker:
         self._tries: dict[tuple[str, int, int], int] = {}
         self._transient_run = 0  # transient failures in a row, for the backoff
         self._outbox: list[tuple[list[Output], Callable[[], None]]] = []
+        self._sent = 0  # outbox entries handed to the producer (not yet acknowledged)
+        self._flushing = False
         # Commits at most this often (0: after every step). Offsets waiting are committed when
         # a poll comes back empty, when their partitions are revoked (a rebalance), on drain and
         # on close; a crash re-delivers at most this much.
@@ -140,10 +149,10 @@ class Worker:
 
     def step(self, timeout_s: float = 1.0) -> int:
         """One round; returns the records taken or finished (0 means nothing happened)."""
-        self.flush_outbox()
+        self.flush_if_due()
         records = self.consumer.poll(timeout_s, self.max_records)
         if not records:
-            self.commit_pending()
+            self.checkpoint()
             return 0
         ok, bad = decode_records(records, self.stage)
         if self.inline_dead_letters:
@@ -259,17 +268,61 @@ class Worker:
     # -- publishing --------------------------------------------------------------------------
     def deliver(self, outputs: Sequence[Output], then: Callable[[], None] | None = None) -> None:
         """Publish ``outputs`` durably, then run ``then`` (a commit). On a bus failure both wait
-        in the outbox, and the next :meth:`flush_outbox` tries again."""
+        in the outbox, and the next :meth:`flush_outbox` tries again. Within
+        ``commit_interval_s`` of the last flush the outputs are only sent (no wait), and
+        ``then`` runs at the next flush."""
         self._outbox.append((list(outputs), then or (lambda: None)))
-        self.flush_outbox()
+        if self._flush_due():
+            self.flush_outbox()
+        else:
+            self._send_outbox()
+
+    def _flush_due(self) -> bool:
+        # One clock for both: a flush is due when the commit behind it is.
+        return self.commit_interval_s <= 0 or time.monotonic() - self._last_commit >= self.commit_interval_s
+
+    def flush_if_due(self) -> None:
+        """Publish again what a failed send or flush left, before anything new is polled (the
+        interval itself is checked when a step delivers)."""
+        if self._sent < len(self._outbox):
+            self.flush_outbox()
+
+    def _send_outbox(self) -> None:
+        """Hand the outbox entries not yet sent to the producer; a failure sends them all again."""
+        try:
+            while self._sent < len(self._outbox):
+                for out in self._outbox[self._sent][0]:
+                    self.producer.send(out.topic, out.key, out.value)
+                self._sent += 1
+        except BusError:
+            self._sent = 0  # what the producer held may be lost: everything again at the next flush
+            raise
 
     def flush_outbox(self) -> None:
+        """Send what waits, wait for the bus to acknowledge it all, then run the ``then``s."""
         if not self._outbox:
             return
-        self.publish([o for outs, _ in self._outbox for o in outs])
-        done, self._outbox = self._outbox, []
-        for _, then in done:
-            then()
+        try:
+            self._send_outbox()
+            if any(outs for outs, _ in self._outbox):
+                self.producer.flush()
+        except BusError:
+            self._sent = 0
+            raise
+        done, self._outbox, self._sent = self._outbox, [], 0
+        self._flushing = True  # the thens' commits are gathered into one
+        try:
+            for _, then in done:
+                then()
+        finally:
+            self._flushing = False
+        if self._uncommitted and self._flush_due():
+            self.commit_pending()
+
+    def checkpoint(self) -> None:
+        """Flush what was sent and commit every offset behind it (idle, drain, close)."""
+        self.flush_outbox()
+        self.commit_pending()
 
     def publish(self, outputs: Sequence[Output]) -> None:
         for out in outputs:
@@ -284,7 +337,7 @@ class Worker:
         consumer or the partition's new owner, or covered by the next commit."""
         with self._uncommitted_lock:
             self._uncommitted.update(offsets)
-        if time.monotonic() - self._last_commit >= self.commit_interval_s:
+        if not self._flushing and time.monotonic() - self._last_commit >= self.commit_interval_s:
             self.commit_pending()
 
     def take_uncommitted(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -311,13 +364,16 @@ class Worker:
 
     def close(self) -> None:
         self.stop.set()
-        if self._uncommitted:
+        if self._uncommitted or self._outbox:
             try:
-                self.commit_pending()
+                self._final_checkpoint()
             except BusError as exc:  # closing anyway: the records behind it come again
                 logger.warning("stage %s: last commit failed on close: %s", self.stage, exc)
         self.consumer.close()
         self.producer.close()
+
+    def _final_checkpoint(self) -> None:
+        self.checkpoint()
 
 
 class ConcurrentWorker(Worker):
@@ -365,7 +421,7 @@ class ConcurrentWorker(Worker):
         return max(0, limit - len(self._running))
 
     def step(self, timeout_s: float = 1.0) -> int:
-        self.flush_outbox()
+        self.flush_if_due()
         room = self.capacity()
         if room:
             records = self.consumer.poll(0.0 if self._running else timeout_s, room)
@@ -385,7 +441,7 @@ class ConcurrentWorker(Worker):
             if self._running else 0
         self._commit_done()
         if not records and not finished:
-            self.commit_pending()
+            self._final_checkpoint()
         return len(records) + finished
 
     def _run_one(self, msg: Any, rec: Record) -> list[Output]:
@@ -459,6 +515,10 @@ class ConcurrentWorker(Worker):
         while self._running:
             self._collect(self.keepalive_s)
             self._keep_alive_if_due()
+        self._final_checkpoint()
+
+    def _final_checkpoint(self) -> None:
+        self.flush_outbox()  # the finished records' offsets become committable
         self._commit_done()
         self.commit_pending()
 
