@@ -329,7 +329,9 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
     prefix = f"bench-{tag}."
     store_url = f"{store}?{a.store_query}" if a.store_query else store  # e.g. the api's pool sizes
     backends = Backends(f"kafka://{servers.bootstrap}", store_url, servers.cache(), prefix)
-    config = {**COMMON, "QAFLOW_KAFKA_PARTITIONS": str(a.partitions), **dict(a.env)}
+    config = {**COMMON, "QAFLOW_KAFKA_PARTITIONS": str(a.partitions),
+              **{k: v for k, v in a.env.items() if k != "BENCH_CLIENT"}}
+    client = a.env.get("BENCH_CLIENT", a.client)  # a variant may compare clients
     with ExitStack() as stack:
         if kind == "backend":
             enqueue_backlog(servers.bootstrap, prefix, dataset, a.partitions)
@@ -344,17 +346,21 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
         profile.start({n: p.pid for n, p in procs.items()})
         started = time.monotonic()
         post_s = None
+        client_cpu0 = time.process_time()  # this process: the POSTing client's CPU (all its threads)
         if kind == "e2e":
-            post = post_all_aiohttp if a.client == "aiohttp" else post_all
+            post = post_all_aiohttp if client == "aiohttp" else post_all
             post_s = post(procs["api"].url, questions, a.clients)
         last = wait_results(store, len(questions), a.max_s)
         elapsed = last - started
         cpu = meter.stop()
+        if kind == "e2e":
+            cpu["bench-client"] = round(time.process_time() - client_cpu0, 2)
         tops = profile.stop()
         status = stored_status(store)
         result = {
             "questions": len(questions), "questions_per_s": round(len(questions) / elapsed, 1),
             "elapsed_s": round(elapsed, 2), "post_s": None if post_s is None else round(post_s, 2),
+            "client": client if kind == "e2e" else None,
             **status, "cpu_s": cpu, "load_before": load0, "load_after": loadavg(), "profile": tops,
         }
         _ = requests  # imported for post_all's sessions
