@@ -347,7 +347,7 @@ def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
 
 
 class WorkerLoopSettings(_Group):
-    commit_interval_ms: int = Field(250, ge=0, le=60_000, description="A worker commits its consumer offsets at most this often (and when idle, on a rebalance, on shutdown); 0 = after every step. A crash re-delivers at most this much work, which the idempotent stages absorb.")
+    commit_interval_ms: int = Field(250, ge=0, le=60_000, description="A worker waits for its outputs to be acknowledged and commits its consumer offsets at most this often (and when idle, on shutdown; acknowledged offsets also on a rebalance); 0 = after every step. A crash or a rebalance re-delivers at most this much work, which the idempotent stages absorb.")
 
 
 # --- One settings class per service. The chart renders exactly these variables. ---
