@@ -132,7 +132,9 @@ class Worker:
 
     @property
     def idle(self) -> bool:
-        return not self._outbox
+        """Nothing waits to be sent (what was sent may wait for its acknowledgement until the
+        next flush: a loop need not wait on it, but it must not stop before :meth:`close`)."""
+        return self._sent >= len(self._outbox)
 
     def start(self) -> None:
         self.producer.start()
@@ -414,7 +416,7 @@ class ConcurrentWorker(Worker):
 
     @property
     def idle(self) -> bool:
-        return not self._running and not self._outbox
+        return not self._running and self._sent >= len(self._outbox)
 
     def capacity(self) -> int:
         limit = self.concurrency if self.limiter is None else min(self.concurrency, self.limiter.limit)
