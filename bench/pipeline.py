@@ -329,7 +329,9 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
     prefix = f"bench-{tag}."
     store_url = f"{store}?{a.store_query}" if a.store_query else store  # e.g. the api's pool sizes
     backends = Backends(f"kafka://{servers.bootstrap}", store_url, servers.cache(), prefix)
-    config = {**COMMON, "QAFLOW_KAFKA_PARTITIONS": str(a.partitions), **dict(a.env)}
+    config = {**COMMON, "QAFLOW_KAFKA_PARTITIONS": str(a.partitions),
+              **{k: v for k, v in a.env.items() if k != "BENCH_CLIENT"}}
+    client = a.env.get("BENCH_CLIENT", a.client)  # a variant may compare clients
     with ExitStack() as stack:
         if kind == "backend":
             enqueue_backlog(servers.bootstrap, prefix, dataset, a.partitions)
@@ -344,16 +346,21 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
         profile.start({n: p.pid for n, p in procs.items()})
         started = time.monotonic()
         post_s = None
+        client_cpu0 = time.process_time()  # this process: the POSTing client's CPU (all its threads)
         if kind == "e2e":
-            post_s = post_all(procs["api"].url, questions, a.clients)
+            post = post_all_aiohttp if client == "aiohttp" else post_all
+            post_s = post(procs["api"].url, questions, a.clients)
         last = wait_results(store, len(questions), a.max_s)
         elapsed = last - started
         cpu = meter.stop()
+        if kind == "e2e":
+            cpu["bench-client"] = round(time.process_time() - client_cpu0, 2)
         tops = profile.stop()
         status = stored_status(store)
         result = {
             "questions": len(questions), "questions_per_s": round(len(questions) / elapsed, 1),
             "elapsed_s": round(elapsed, 2), "post_s": None if post_s is None else round(post_s, 2),
+            "client": client if kind == "e2e" else None,
             **status, "cpu_s": cpu, "load_before": load0, "load_after": loadavg(), "profile": tops,
         }
         _ = requests  # imported for post_all's sessions
@@ -394,6 +401,43 @@ def post_all(api_url: str, questions: list[dict[str, str]], clients: int) -> flo
     return time.monotonic() - started
 
 
+def post_all_aiohttp(api_url: str, questions: list[dict[str, str]], clients: int) -> float:
+    """POST every question from one asyncio loop with ``clients`` requests in flight (aiohttp,
+    keep-alive); seconds taken. One thread: far less client CPU than ``clients`` threads of
+    ``requests``, which competes with the pipeline for the same cores."""
+    import asyncio
+
+    import aiohttp
+
+    errors: list[str] = []
+
+    async def main() -> None:
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+            todo = iter(questions)
+
+            async def client() -> None:
+                for q in todo:
+                    for _ in range(5):
+                        async with session.post(f"{api_url}/v1/questions", json=q) as r:
+                            if r.status in (200, 202):
+                                await r.read()
+                                break
+                            text = await r.text()
+                        await asyncio.sleep(0.2)
+                    else:
+                        errors.append(f"{r.status} {text[:200]}")
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+
+    started = time.monotonic()
+    asyncio.run(main())
+    if errors:
+        msg = f"{len(errors)} POSTs failed; first: {errors[0]}"
+        raise RuntimeError(msg)
+    return time.monotonic() - started
+
+
 def run_real(servers: Servers, dataset: Path, a: argparse.Namespace, profile: Profiler) -> dict[str, Any]:
     tag = f"run_{uuid.uuid4().hex[:6]}"
     store = servers.database(f"bench_{tag}")
@@ -416,16 +460,22 @@ def embedded(dataset: Path, root: Path, a: argparse.Namespace, profile: Profiler
 def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: int = 3, clients: int = 16,
         bootstrap: str | None = None, pg_url: str | None = None, redis_url: str | None = None,
         profile_dir: Path | None = None, env: dict[str, str] | None = None, max_s: float = 600.0,
-        store_query: str = "",
+        store_query: str = "", client: str = "requests", variants: dict[str, dict[str, str]] | None = None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Runs the chosen scenarios in order on the same ``questions`` questions; returns figures and ratios.
+
+    ``variants`` (name -> extra environment, e.g. ``{"before": {"PYTHONPATH": "/old/src"}, "after": {}}``)
+    runs each scenario once per variant, back to back (side by side on the same servers and
+    load), as ``scenario@variant``; ratios are taken within a variant.
 
     ``pg_url`` (an existing database) only suits one services scenario per call: the results
     of every scenario would land in it. Raises ``TimeoutError`` when a scenario does not finish
     within ``max_s``.
     """
     a = argparse.Namespace(partitions=partitions, clients=clients, env=env or {}, max_s=max_s,
-                           store_query=store_query)
+                           store_query=store_query, client=client)
+    base_env = dict(a.env)
+    variants = variants or {"": {}}
     out: dict[str, Any] = {
         "questions": questions, "partitions": partitions, "clients": clients, "cpus": os.cpu_count(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scenarios": {},
@@ -438,22 +488,29 @@ def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: i
         servers = None
         if any(s != "embedded" for s in only):
             servers = Servers(root, stack, bootstrap, pg_url, redis_url)
-        for name in only:
-            log(f"{name}: {questions} questions, load {loadavg()}")
-            prof = Profiler(profile_dir, name, idle=name in ("embedded", "run-real"))
-            if name == "embedded":
-                res = embedded(dataset, root, a, prof)
-            elif name == "run-real":
-                assert servers is not None
-                res = run_real(servers, dataset, a, prof)
-            else:
-                assert servers is not None
-                res = services_run(name, servers, dataset, qs, root / "logs", a, prof)
-            out["scenarios"][name] = res
-            log(f"{name}: {res['questions_per_s']} q/s in {res['elapsed_s']} s, load {res['load_after']}")
+        for scenario in only:
+            for vname, venv in variants.items():
+                name = f"{scenario}@{vname}" if vname else scenario
+                a.env = {**base_env, **venv}
+                log(f"{name}: {questions} questions, load {loadavg()}")
+                prof = Profiler(profile_dir, name.replace("@", "-"), idle=scenario in ("embedded", "run-real"))
+                if scenario == "embedded":
+                    res = embedded(dataset, root, a, prof)
+                elif scenario == "run-real":
+                    assert servers is not None
+                    res = run_real(servers, dataset, a, prof)
+                else:
+                    assert servers is not None
+                    res = services_run(scenario, servers, dataset, qs, root / "logs" / (vname or "-"), a, prof)
+                res["variant"] = vname
+                out["scenarios"][name] = res
+                log(f"{name}: {res['questions_per_s']} q/s in {res['elapsed_s']} s, load {res['load_after']}")
     for res in out["scenarios"].values():  # CPU per question: steadier than rates on a shared machine
         res["cpu_ms_per_question"] = round(1000 * sum(res["cpu_s"].values()) / questions, 2)
-    out["ratios"] = ratios(out["scenarios"])
+    out["ratios"] = {}
+    for vname in variants:
+        mine = {k.split("@")[0]: v for k, v in out["scenarios"].items() if v.get("variant") == vname}
+        out["ratios"].update({f"{k}@{vname}" if vname else k: r for k, r in ratios(mine).items()})
     return out
 
 
@@ -474,8 +531,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["| setup | questions/s | elapsed s | ratio to embedded | load before → after | CPU ms/question "
              "| CPU s (top) |", "|---|---|---|---|---|---|---|"]
     sc = result["scenarios"]
-    base = sc.get("embedded", {}).get("questions_per_s")
     for name, r in sc.items():
+        v = r.get("variant")
+        base = sc.get(f"embedded@{v}" if v else "embedded", {}).get("questions_per_s")
         ratio = f"{r['questions_per_s'] / base:.2f}" if base else "-"
         cpu = ", ".join(f"{k} {v}" for k, v in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1])[:6])
         lines.append(f"| {name} | {r['questions_per_s']} | {r['elapsed_s']} | {ratio} | "
@@ -497,13 +555,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--env", nargs="*", default=[], metavar="VAR=VALUE", help="Extra QAFLOW_* settings, every process")
     p.add_argument("--store-query", default="",
                    help="Query string added to the services' store URL, e.g. pool_min=8&pool_max=8 (the api's pool)")
+    p.add_argument("--client", choices=("requests", "aiohttp"), default="requests",
+                   help="e2e's POSTing client: --clients threads of requests, or one aiohttp loop, --clients in flight")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME[:VAR=VALUE,...]",
+                   help="Run every setup once per variant, back to back, with these extra variables "
+                        "(PYTHONPATH=<old tree>/src compares code); repeat the option")
     p.add_argument("--max-s", type=float, default=600.0, help="Give up a setup after this long (default 600)")
     p.add_argument("--output", type=Path, default=RESULTS, help="JSON result path ('-' for none)")
     p.add_argument("--json", action="store_true", help="Print the result as JSON instead of a table")
     a = p.parse_args(argv)
     env = dict(kv.split("=", 1) for kv in a.env)
+    variants = {}
+    for v in a.variant:
+        vname, _, pairs = v.partition(":")
+        variants[vname] = dict(kv.split("=", 1) for kv in pairs.split(",") if kv)
     result = run(a.questions, a.only, partitions=a.partitions, clients=a.clients, bootstrap=a.bootstrap,
-                 redis_url=a.redis_url, profile_dir=a.profile, env=env, max_s=a.max_s, store_query=a.store_query)
+                 redis_url=a.redis_url, profile_dir=a.profile, env=env, max_s=a.max_s, store_query=a.store_query,
+                 client=a.client, variants=variants or None)
     if str(a.output) != "-":
         a.output.parent.mkdir(parents=True, exist_ok=True)
         a.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from qaflow.bus.kafka_producer import KafkaBusProducer
 
 DEFAULT_PORT = 9092
+# Consumer fetches (kafka-python's defaults: 1 byte, 500 ms). A question record is about 0.5-1 KB.
+FETCH_MIN_BYTES = 64 * 1024
+FETCH_MAX_WAIT_MS = 100  # 20 ms made every idle consumer fetch 50 times a second
 
 
 def require_kafka() -> None:
@@ -123,8 +126,11 @@ class KafkaBus:
         # A group whose leader saw no partitions of a subscribed topic yet (just created, metadata not
         # yet everywhere) assigns nothing until a metadata refresh shows them; kafka-python's default
         # refresh is every 5 min, longer than a stall may last. Refresh every 10 s instead.
+        # A busy stage takes big fetches instead of one per record that arrived (the broker answers
+        # once FETCH_MIN_BYTES are there); idle, a record waits at most FETCH_MAX_WAIT_MS more.
+        fetching = {"fetch_min_bytes": FETCH_MIN_BYTES, "fetch_max_wait_ms": FETCH_MAX_WAIT_MS}
         config = {**self._common, "client_id": client_id, **group_timing, "metadata_max_age_ms": 10_000,
-                  **self.consumer_options}
+                  **fetching, **self.consumer_options}
         return KafkaBusConsumer(config, group, topics)
 
     def close(self) -> None:

@@ -2,11 +2,14 @@
 
 Offsets are committed only by :meth:`commit` (auto-commit is off); a new group starts
 at the earliest offset. Rebalances: a listener (run on kafka-python's I/O thread, so it
-only records state) logs the partitions revoked and assigned and re-applies ``pause`` to
-partitions that come back. A commit that the group refuses (a rebalance happened, or the
-member was evicted), or that names partitions this consumer no longer owns, raises
-:class:`CommitFailedError` with ``retriable = True``: the records behind it are delivered
-again to the partitions' owner, so the caller may log it and go on polling.
+never blocks on the consumer's own calls) logs the partitions revoked and assigned,
+re-applies ``pause`` to partitions that come back, and, before revoked partitions move,
+commits the offsets the caller still holds for them (:meth:`set_revoke_hook`: a worker that
+commits at an interval), so the new owner does not deliver them again. A commit that the
+group refuses (a rebalance happened, or the member was evicted), or that names partitions
+this consumer no longer owns, raises :class:`CommitFailedError` with ``retriable = True``:
+the records behind it are delivered again to the partitions' owner, so the caller may log
+it and go on polling.
 
 A transport error out of ``poll`` (the broker restarting: ``KafkaConnectionError``,
 ``KafkaTimeoutError``, ``NodeNotReadyError``...) raises :class:`BusError` with kafka-python's
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kerrors
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from qaflow.bus.base import Record
 from qaflow.core.errors import BusError, CommitFailedError
@@ -46,20 +49,27 @@ REBALANCE_ERRORS = (
 )
 
 
-class _Listener(ConsumerRebalanceListener):
+RevokeHook = Callable[[set[Tp]], Mapping[Tp, int]]
+
+
+class _Listener(AsyncConsumerRebalanceListener):
+    """Awaited on kafka-python's I/O thread (its event loop): the pre-revocation commit is
+    awaited there, as kafka-python's own auto-commit does, instead of blocking the loop."""
+
     def __init__(self, owner: KafkaBusConsumer) -> None:
         self.owner = owner
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
+    async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             logger.info("group %s: partitions revoked: %s", self.owner.group, sorted(map(tuple, revoked)))
+            await self.owner.commit_before_revoke({(tp.topic, tp.partition) for tp in revoked})
 
-    def on_partitions_lost(self, lost: Any) -> None:
+    async def on_partitions_lost(self, lost: Any) -> None:  # evicted: too late to commit anything
         self.owner.partitions_lost += 1
         if lost:
             logger.warning("group %s: partitions lost (member evicted): %s", self.owner.group, sorted(map(tuple, lost)))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    async def on_partitions_assigned(self, assigned: Any) -> None:
         logger.info("group %s: partitions assigned: %s", self.owner.group, sorted(map(tuple, assigned)))
         repause = [tp for tp in assigned if (tp.topic, tp.partition) in self.owner.paused]
         if repause:
@@ -73,7 +83,39 @@ class KafkaBusConsumer:
         self.topics = list(topics)
         self.paused: set[Tp] = set()
         self.partitions_lost = 0  # evictions seen (on_partitions_lost)
+        self.revoke_commits = 0  # offsets committed just before their partitions were revoked
+        self._revoke_hook: RevokeHook | None = None
         self._consumer: KafkaConsumer | None = None
+
+    def set_revoke_hook(self, hook: RevokeHook) -> None:
+        """``hook(partitions)`` hands over the offsets still to commit on ``partitions``; it is
+        called on the I/O thread when a rebalance revokes them, and what it returns is committed
+        then, while this member still owns them. A commit that fails there is logged: those
+        records are delivered again to the new owner (at least once)."""
+        self._revoke_hook = hook
+
+    async def commit_before_revoke(self, partitions: set[Tp]) -> None:
+        hook, consumer = self._revoke_hook, self._consumer
+        if hook is None or consumer is None:
+            return
+        offsets = dict(hook(partitions))
+        if not offsets:
+            return
+        # kafka-python's synchronous commit cannot run on its own I/O thread; its coroutine can
+        # (the one its auto-commit awaits before a rebalance). Internal: absent, nothing is lost
+        # but the records behind these offsets come again.
+        commit = getattr(getattr(consumer, "_coordinator", None), "_commit_offsets_sync_async", None)
+        if commit is None:
+            logger.warning("group %s: cannot commit %s before revocation; delivered again", self.group, offsets)
+            return
+        try:
+            await commit({TopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        except Exception as exc:  # logged; the records come again to the new owner
+            logger.warning("group %s: commit of %s before revocation failed, delivered again: %s",
+                           self.group, sorted(offsets.items()), exc)
+            return
+        self.revoke_commits += 1
+        logger.info("group %s: committed %s before revocation", self.group, sorted(offsets.items()))
 
     def start(self) -> None:
         if self._consumer is None:

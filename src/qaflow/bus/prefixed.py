@@ -4,7 +4,7 @@ broker sees ``<prefix><name>`` for topics and consumer groups alike. Lets severa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from qaflow.bus.base import Bus, Consumer, Producer, Record
@@ -77,6 +77,18 @@ class PrefixedConsumer:
     @property
     def partitions_lost(self) -> int:
         return int(getattr(self.inner, "partitions_lost", 0))
+
+    def set_revoke_hook(self, hook: Callable[[set[TopicPartition]], Mapping[TopicPartition, int]]) -> None:
+        """Passed on to backends that rebalance (Kafka), translating the topic names both ways."""
+        set_inner = getattr(self.inner, "set_revoke_hook", None)
+        if set_inner is None:
+            return
+
+        def inner_hook(partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+            taken = hook({self.names.tp_back(tp) for tp in partitions})
+            return {self.names.tp_out(tp): off for tp, off in taken.items()}
+
+        set_inner(inner_hook)
 
     def connected(self) -> bool:
         check = getattr(self.inner, "connected", None)

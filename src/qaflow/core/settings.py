@@ -346,6 +346,10 @@ def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
     return "; ".join(lines)
 
 
+class WorkerLoopSettings(_Group):
+    commit_interval_ms: int = Field(250, ge=0, le=60_000, description="A worker waits for its outputs to be acknowledged and commits its consumer offsets at most this often (and when idle, on shutdown; acknowledged offsets also on a rebalance); 0 = after every step. A crash or a rebalance re-delivers at most this much work, which the idempotent stages absorb.")
+
+
 # --- One settings class per service. The chart renders exactly these variables. ---
 
 
@@ -380,7 +384,7 @@ class ApiSettings(RunSettings, BackendSettings, ServiceSettings):
 
 
 @register
-class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings, CostSettings):
+class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSettings, ServiceSettings, WorkerLoopSettings, CostSettings):
     """llm-worker: answer questions with bounded concurrency and adaptive rate limiting."""
 
     service: ClassVar[str] = "llm-worker"
@@ -403,7 +407,7 @@ class LlmWorkerSettings(PipelineSettings, RetrySettings, LlmSettings, BackendSet
 
 
 @register
-class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, ServiceSettings):
+class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, ServiceSettings, WorkerLoopSettings):
     """retry-worker: re-publish failed calls when their delay has passed."""
 
     service: ClassVar[str] = "retry-worker"
@@ -412,7 +416,7 @@ class RetryWorkerSettings(PipelineSettings, RetrySettings, BackendSettings, Serv
 
 
 @register
-class StorageWriterSettings(BackendSettings, ServiceSettings):
+class StorageWriterSettings(BackendSettings, ServiceSettings, WorkerLoopSettings):
     """storage-writer: persist results, history and dead letters; fill the cache."""
 
     service: ClassVar[str] = "storage-writer"
@@ -421,7 +425,7 @@ class StorageWriterSettings(BackendSettings, ServiceSettings):
 
 
 @register
-class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, ServiceSettings):
+class ScoreWorkerSettings(PipelineSettings, ScorerSettings, BackendSettings, ServiceSettings, WorkerLoopSettings):
     """score-worker: the in-process score stage as a process (the PyFlink job replaces it in the cluster)."""
 
     service: ClassVar[str] = "score-worker"

@@ -4,6 +4,13 @@ poll -> decode (a bad record becomes a dead letter, with its origin) -> handle -
 publish -> flush (durable) -> commit. Offsets are committed only after the effects of
 the records before them are durable, so a crash re-delivers and never skips.
 
+With ``commit_interval_s`` (the services' ``QAFLOW_COMMIT_INTERVAL_MS``) a step sends its
+outputs without waiting for them: the flush, and the commit of the offsets behind it, happen
+at most that often, when a poll comes back empty, on drain and on close. A crash or a
+rebalance re-delivers at most the records of one interval (at least once; the stages are
+idempotent); offsets already acknowledged but not yet committed are committed before a
+rebalance moves their partitions (``take_uncommitted``).
+
 Failure handling (docs/architecture.md, "Failure handling"):
 
 - handling a record that raises is classified by :func:`qaflow.core.faults.classify`. A
@@ -94,6 +101,7 @@ class Worker:
         inline_dead_letters: bool = False,
         policy: FaultPolicy | None = None,
         stop: threading.Event | None = None,
+        commit_interval_s: float = 0.0,
     ) -> None:
         self.stage = stage
         self.consumer = consumer
@@ -112,18 +120,27 @@ class Worker:
         self._tries: dict[tuple[str, int, int], int] = {}
         self._transient_run = 0  # transient failures in a row, for the backoff
         self._outbox: list[tuple[list[Output], Callable[[], None]]] = []
+        self._sent = 0  # outbox entries handed to the producer (not yet acknowledged)
+        self._flushing = False
         # Commits at most this often (0: after every step). Offsets waiting are committed when
-        # a poll comes back empty, on drain and on close; a crash re-delivers at most this much.
-        self.commit_interval_s = 0.0
+        # a poll comes back empty, when their partitions are revoked (a rebalance), on drain and
+        # on close; a crash re-delivers at most this much.
+        self.commit_interval_s = commit_interval_s
         self._uncommitted: dict[tuple[str, int], int] = {}
+        self._uncommitted_lock = threading.Lock()  # the revocation hook runs on the bus's I/O thread
         self._last_commit = time.monotonic()
 
     @property
     def idle(self) -> bool:
-        return not self._outbox
+        """Nothing waits to be sent (what was sent may wait for its acknowledgement until the
+        next flush: a loop need not wait on it, but it must not stop before :meth:`close`)."""
+        return self._sent >= len(self._outbox)
 
     def start(self) -> None:
         self.producer.start()
+        set_hook = getattr(self.consumer, "set_revoke_hook", None)  # backends that rebalance (Kafka)
+        if set_hook is not None:
+            set_hook(self.take_uncommitted)
         self.consumer.start()
 
     @property
@@ -134,10 +151,10 @@ class Worker:
 
     def step(self, timeout_s: float = 1.0) -> int:
         """One round; returns the records taken or finished (0 means nothing happened)."""
-        self.flush_outbox()
+        self.flush_if_due()
         records = self.consumer.poll(timeout_s, self.max_records)
         if not records:
-            self.commit_pending()
+            self.checkpoint()
             return 0
         ok, bad = decode_records(records, self.stage)
         if self.inline_dead_letters:
@@ -253,17 +270,61 @@ class Worker:
     # -- publishing --------------------------------------------------------------------------
     def deliver(self, outputs: Sequence[Output], then: Callable[[], None] | None = None) -> None:
         """Publish ``outputs`` durably, then run ``then`` (a commit). On a bus failure both wait
-        in the outbox, and the next :meth:`flush_outbox` tries again."""
+        in the outbox, and the next :meth:`flush_outbox` tries again. Within
+        ``commit_interval_s`` of the last flush the outputs are only sent (no wait), and
+        ``then`` runs at the next flush."""
         self._outbox.append((list(outputs), then or (lambda: None)))
-        self.flush_outbox()
+        if self._flush_due():
+            self.flush_outbox()
+        else:
+            self._send_outbox()
+
+    def _flush_due(self) -> bool:
+        # One clock for both: a flush is due when the commit behind it is.
+        return self.commit_interval_s <= 0 or time.monotonic() - self._last_commit >= self.commit_interval_s
+
+    def flush_if_due(self) -> None:
+        """Publish again what a failed send or flush left, before anything new is polled (the
+        interval itself is checked when a step delivers)."""
+        if self._sent < len(self._outbox):
+            self.flush_outbox()
+
+    def _send_outbox(self) -> None:
+        """Hand the outbox entries not yet sent to the producer; a failure sends them all again."""
+        try:
+            while self._sent < len(self._outbox):
+                for out in self._outbox[self._sent][0]:
+                    self.producer.send(out.topic, out.key, out.value)
+                self._sent += 1
+        except BusError:
+            self._sent = 0  # what the producer held may be lost: everything again at the next flush
+            raise
 
     def flush_outbox(self) -> None:
+        """Send what waits, wait for the bus to acknowledge it all, then run the ``then``s."""
         if not self._outbox:
             return
-        self.publish([o for outs, _ in self._outbox for o in outs])
-        done, self._outbox = self._outbox, []
-        for _, then in done:
-            then()
+        try:
+            self._send_outbox()
+            if any(outs for outs, _ in self._outbox):
+                self.producer.flush()
+        except BusError:
+            self._sent = 0
+            raise
+        done, self._outbox, self._sent = self._outbox, [], 0
+        self._flushing = True  # the thens' commits are gathered into one
+        try:
+            for _, then in done:
+                then()
+        finally:
+            self._flushing = False
+        if self._uncommitted and self._flush_due():
+            self.commit_pending()
+
+    def checkpoint(self) -> None:
+        """Flush what was sent and commit every offset behind it (idle, drain, close)."""
+        self.flush_outbox()
+        self.commit_pending()
 
     def publish(self, outputs: Sequence[Output]) -> None:
         for out in outputs:
@@ -276,13 +337,22 @@ class Worker:
         the last); a retriable refusal (the group rebalanced, the broker is away) is counted
         and logged and the loop goes on: the records behind it are delivered again, to this
         consumer or the partition's new owner, or covered by the next commit."""
-        self._uncommitted.update(offsets)
-        if time.monotonic() - self._last_commit >= self.commit_interval_s:
+        with self._uncommitted_lock:
+            self._uncommitted.update(offsets)
+        if not self._flushing and time.monotonic() - self._last_commit >= self.commit_interval_s:
             self.commit_pending()
+
+    def take_uncommitted(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The offsets waiting for the commit interval on ``partitions``, handed over (and
+        forgotten here): the consumer commits them while it still owns the partitions, before
+        a rebalance moves them (``KafkaBusConsumer.set_revoke_hook``)."""
+        with self._uncommitted_lock:
+            return {tp: self._uncommitted.pop(tp) for tp in partitions if tp in self._uncommitted}
 
     def commit_pending(self) -> None:
         """Commit the offsets waiting for the commit interval, if any."""
-        offsets, self._uncommitted = self._uncommitted, {}
+        with self._uncommitted_lock:
+            offsets, self._uncommitted = self._uncommitted, {}
         if not offsets:
             return
         self._last_commit = time.monotonic()
@@ -296,13 +366,16 @@ class Worker:
 
     def close(self) -> None:
         self.stop.set()
-        if self._uncommitted:
+        if self._uncommitted or self._outbox:
             try:
-                self.commit_pending()
+                self._final_checkpoint()
             except BusError as exc:  # closing anyway: the records behind it come again
                 logger.warning("stage %s: last commit failed on close: %s", self.stage, exc)
         self.consumer.close()
         self.producer.close()
+
+    def _final_checkpoint(self) -> None:
+        self.checkpoint()
 
 
 class ConcurrentWorker(Worker):
@@ -343,14 +416,14 @@ class ConcurrentWorker(Worker):
 
     @property
     def idle(self) -> bool:
-        return not self._running and not self._outbox
+        return not self._running and self._sent >= len(self._outbox)
 
     def capacity(self) -> int:
         limit = self.concurrency if self.limiter is None else min(self.concurrency, self.limiter.limit)
         return max(0, limit - len(self._running))
 
     def step(self, timeout_s: float = 1.0) -> int:
-        self.flush_outbox()
+        self.flush_if_due()
         room = self.capacity()
         if room:
             records = self.consumer.poll(0.0 if self._running else timeout_s, room)
@@ -370,7 +443,7 @@ class ConcurrentWorker(Worker):
             if self._running else 0
         self._commit_done()
         if not records and not finished:
-            self.commit_pending()
+            self._final_checkpoint()
         return len(records) + finished
 
     def _run_one(self, msg: Any, rec: Record) -> list[Output]:
@@ -444,6 +517,10 @@ class ConcurrentWorker(Worker):
         while self._running:
             self._collect(self.keepalive_s)
             self._keep_alive_if_due()
+        self._final_checkpoint()
+
+    def _final_checkpoint(self) -> None:
+        self.flush_outbox()  # the finished records' offsets become committable
         self._commit_done()
         self.commit_pending()
 

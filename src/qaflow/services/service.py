@@ -100,6 +100,7 @@ def run_service(stage: Stage, factory: Factory | None = None) -> int:
     try:
         built = build(ServiceContext(stage, s, stop, probes, bus, policy))
         closers = built.closers
+        built.worker.commit_interval_s = s.commit_interval_ms / 1000  # QAFLOW_COMMIT_INTERVAL_MS
         looped = boot.Guarded(stage.label, built.worker, on_start=built.on_start)
         return run_worker(name, looped, probes, stop, s.shutdown_grace_s,
                           bus_policy=policy, on_bus_error=boot.BUS_ERRORS.inc)
