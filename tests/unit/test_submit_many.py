@@ -17,30 +17,7 @@ from qaflow.pipeline.submit_many import submit_many
 from qaflow.store.base import WriteBatch
 from qaflow.store.sqlite import SqliteStore
 from tests.contract.test_store_contract import result
-
-
-class CountingProducer:
-    def __init__(self, inner: Any, fail_flush: bool = False) -> None:
-        self.inner = inner
-        self.sent = 0
-        self.flushes = 0
-        self.fail_flush = fail_flush
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def send(self, topic: str, key: str | None, value: bytes) -> None:
-        self.sent += 1
-        self.inner.send(topic, key, value)
-
-    def flush(self, timeout_s: float | None = None) -> None:
-        self.flushes += 1
-        if self.fail_flush:
-            msg = "broker away"
-            raise DeliveryError(msg, retriable=True)
-
-    def close(self) -> None:
-        self.inner.close()
+from tests.unit.doubles import CountingProducer
 
 
 def q(title: str) -> QuestionMessage:
@@ -69,7 +46,7 @@ def test_a_chunk_gets_submits_decisions_with_one_flush(store: SqliteStore) -> No
     assert [s.source for s in subs] == [Source.CACHE, Source.STORE, Source.STORE, Source.IN_FLIGHT,
                                         Source.QUEUED, Source.QUEUED, Source.IN_FLIGHT]
     assert [s.question_id for s in subs] == [m.question_id for m in chunk]
-    assert (producer.sent, producer.flushes) == (2, 1)
+    assert (producer.sends, producer.flushes) == (2, 1)
     assert sum(bus.end_offsets(topics.QUESTIONS)) == 2
     assert cache.get(chunk[1].question_id) is not None  # refilled from the store
     assert cache.get(chunk[2].question_id) is None  # a failure is not cached
@@ -80,7 +57,7 @@ def test_a_failed_flush_releases_the_chunk_and_raises(store: SqliteStore) -> Non
     MemoryBus.reset("submit-many-fail")
     bus = MemoryBus("memory://submit-many-fail")
     bus.start()
-    submitter = Submitter(store, MemoryCache(), CountingProducer(bus.producer(), fail_flush=True), ttl_s=60)
+    submitter = Submitter(store, MemoryCache(), CountingProducer(bus.producer(), fail_flushes=1), ttl_s=60)
     chunk = [q("a"), q("b")]
     with pytest.raises(DeliveryError):
         submit_many(submitter, chunk)

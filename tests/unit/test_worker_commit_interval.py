@@ -6,18 +6,12 @@ from typing import Any
 
 from qaflow.bus.memory import MemoryBus
 from qaflow.core import topics
-from qaflow.core.messages import QuestionMessage
 from qaflow.pipeline.worker import Worker
+from tests.unit.doubles import seeded_bus
 
 
 def setup(name: str, n: int) -> tuple[MemoryBus, Worker]:
-    MemoryBus.reset(name)
-    bus = MemoryBus(f"memory://{name}", partitions=1)
-    bus.start()
-    producer = bus.producer()
-    for i in range(n):
-        q = QuestionMessage.new(f"question {i}", "", "ref")
-        producer.send(topics.QUESTIONS, q.question_id, q.encode())
+    bus = seeded_bus(name, n)
     worker = Worker("test", bus.consumer("g", [topics.QUESTIONS]), bus.producer(), lambda batch: [], max_records=2)
     worker.start()
     return bus, worker

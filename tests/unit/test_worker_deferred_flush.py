@@ -7,51 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from qaflow.bus.memory import MemoryBus, MemoryProducer
+from qaflow.bus.memory import MemoryBus
 from qaflow.core import topics
 from qaflow.core.errors import DeliveryError
-from qaflow.core.messages import QuestionMessage
 from qaflow.pipeline.outputs import Output
 from qaflow.pipeline.worker import Worker
+from tests.unit.doubles import CountingProducer, seeded_bus
 
 OUT = "copy"
 
 
-class CountingProducer:
-    """A memory producer that counts sends and flushes, and fails the flushes it is told to."""
-
-    def __init__(self, inner: MemoryProducer, fail_flushes: int = 0) -> None:
-        self.inner = inner
-        self.sends = 0
-        self.flushes = 0
-        self.fail_flushes = fail_flushes
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def send(self, topic: str, key: str | None, value: bytes) -> None:
-        self.sends += 1
-        self.inner.send(topic, key, value)
-
-    def flush(self, timeout_s: float | None = None) -> None:
-        self.flushes += 1
-        if self.fail_flushes:
-            self.fail_flushes -= 1
-            msg = "not acknowledged (test)"
-            raise DeliveryError(msg, retriable=True)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def setup(name: str, n: int, fail_flushes: int = 0) -> tuple[MemoryBus, Worker, CountingProducer]:
-    MemoryBus.reset(name)
-    bus = MemoryBus(f"memory://{name}", partitions=1)
-    bus.start()
-    source = bus.producer()
-    for i in range(n):
-        q = QuestionMessage.new(f"question {i}", "", "ref")
-        source.send(topics.QUESTIONS, q.question_id, q.encode())
+    bus = seeded_bus(name, n)
     producer = CountingProducer(bus.producer(), fail_flushes)
     worker = Worker("copy", bus.consumer("g", [topics.QUESTIONS]), producer,
                     lambda batch: [Output(OUT, rec.key, rec.value) for rec, _ in batch],
