@@ -147,8 +147,8 @@ class PostgresStore(SqlStore):
         """
         with self._slots:
             conn = self._checkout()
-            conn.autocommit = True
             try:
+                conn.autocommit = True
                 yield conn
             finally:
                 broken = bool(conn.closed)
