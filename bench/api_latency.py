@@ -25,6 +25,7 @@ priority, modelling a deployment that gives the api its own CPU; figures taken s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -104,14 +105,95 @@ def cpu_s(pids: Sequence[int], descendants: bool = True) -> float:
 
 
 def renice(pids: Sequence[int], nice: int) -> None:
-    """Lower the CPU priority of every thread of ``pids`` and their descendants (Linux's nice is per thread)."""
+    """Lower the CPU priority of every thread of ``pids`` and their descendants (Linux's nice is per thread),
+    and of their autogroups: with ``kernel.sched_autogroup_enabled`` (1 here) the scheduler first shares
+    the CPU between sessions, each service being a session of its own, so a thread's nice alone only
+    ranks it within its session (sched(7), "The autogroup feature")."""
     for root in pids:
+        with contextlib.suppress(OSError):  # no autogroups (kernel option off or not built)
+            Path(f"/proc/{root}/autogroup").write_text(str(nice))
         for pid in _tree(root):
             for task in Path(f"/proc/{pid}/task").glob("*"):
                 try:
                     os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
                 except (OSError, ValueError):
                     continue
+
+
+def niceness(pids: Sequence[int]) -> list[int]:
+    """The distinct nice values of every thread of ``pids`` and their descendants (checks :func:`renice`)."""
+    values = set()
+    for root in pids:
+        for pid in _tree(root):
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    values.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+                except (OSError, IndexError, ValueError):
+                    continue
+    return sorted(values)
+
+
+class Probes:
+    """While a phase runs: one Kafka send awaited for its acknowledgement (acks=all, as the api's),
+    one PostgreSQL ``SELECT 1`` on a kept connection and one Redis ``PING``, every ``every_s``,
+    from a thread of this process; their latencies say which dependency a slow api waits on."""
+
+    def __init__(self, urls: dict[str, str], every_s: float = 0.1) -> None:
+        import threading
+
+        self.urls = urls
+        self.every_s = every_s
+        self.ms: dict[str, list[float]] = {"kafka": [], "postgresql": [], "redis": []}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probes", daemon=True)
+
+    def __enter__(self) -> Probes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        import psycopg2
+        import redis
+        from kafka import KafkaProducer
+
+        from qaflow.bus.kafka import KafkaBus
+        from qaflow.core.topics import TopicSpec
+
+        KafkaBus(f"kafka://{self.urls['kafka_bootstrap']}").ensure_topics([TopicSpec("bench-probe", 1, 600_000)])
+        producer = KafkaProducer(bootstrap_servers=self.urls["kafka_bootstrap"], acks="all", linger_ms=0)
+        producer.send("bench-probe", b"warm").get(timeout=30)
+        pg = psycopg2.connect(self.urls["postgres_url"])
+        pg.autocommit = True
+        rd = redis.Redis.from_url(self.urls["redis_url"])
+        calls = {"kafka": lambda: producer.send("bench-probe", b"x").get(timeout=30),
+                 "postgresql": lambda: pg.cursor().execute("SELECT 1"), "redis": rd.ping}
+        try:
+            while not self._stop.wait(self.every_s):
+                for name, call in calls.items():
+                    began = time.perf_counter()
+                    call()
+                    self.ms[name].append(1000 * (time.perf_counter() - began))
+        finally:
+            producer.close()
+            pg.close()
+            rd.close()
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        return {name: {"n": len(v), "p50_ms": openloop._round(openloop.percentile(v, 50)),
+                       "p99_ms": openloop._round(openloop.percentile(v, 99)),
+                       "max_ms": openloop._round(max(v) if v else None)} for name, v in self.ms.items()}
+
+
+def autogroup(pid: int) -> str | None:
+    """``/proc/<pid>/autogroup`` ("/autogroup-N nice K"), None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/autogroup").read_text().strip()
+    except OSError:
+        return None
 
 
 def _port(url: str) -> int:
@@ -156,10 +238,14 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
             log(f"post-new: {len(posts)} POSTs at {rate:g}/s")
             out: dict[str, Any] = {"api": api, "rate": rate, "nice_pipeline": nice}
             before, load0 = {name: cpu_s(pids, name != LOADGEN) for name, pids in groups.items()}, os.getloadavg()
-            out["post-new"] = openloop.run(posts, rate, expect=(202,))
+            with Probes(urls) as probes:
+                out["post-new"] = openloop.run(posts, rate, expect=(202,))
+            out["post-new"]["probes"] = probes.summary()
             out["post-new"]["load_1m"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
             out["post-new"]["cpu_s"] = {name: round(cpu_s(pids, name != LOADGEN) - before[name], 2)
                                         for name, pids in groups.items()}
+            out["post-new"]["nice"] = {name: niceness(pids) for name, pids in groups.items() if name in running}
+            out["post-new"]["autogroup"] = {name: autogroup(pids[0]) for name, pids in groups.items() if pids}
             if list(phases) == ["post-new"]:
                 return out
             ids = [question_id(q["title"], q["content"]) for q in qs[:: max(1, len(qs) // 200)]]
