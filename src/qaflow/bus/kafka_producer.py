@@ -12,11 +12,14 @@ lost record:
   sends many records and then waits (a worker's publish: one thread, a poll's worth of
   records): nothing waits for ``linger_ms``.
 - ``wait_delivered``: waits only for the records *this thread* sent, without forcing anything
-  out: they leave when ``linger_ms`` passes or their batch fills, with whatever other threads
-  added meanwhile. For many concurrent callers with one record each (the api's request
-  greenlets): concurrent requests share produce requests, and no request waits for another's
-  records. Before (issue 13), each request's ``flush`` made every batch ready at once, so at
-  500 POSTs/s every request caused its own produce request and waited for all pending ones.
+  out: they leave when the sender thread gets to them (after ``linger_ms``, 0 by default),
+  with whatever other threads added meanwhile; while one produce request is in flight, the
+  next records gather for the next one. For many concurrent callers with one record each
+  (the api's request greenlets): no request waits for another's records. Before (issue 13),
+  each request's ``flush`` made every batch ready at once and waited until the whole
+  producer was drained, other requests' records included. ``linger_ms`` 0 rather than 2 or
+  5: measured side by side at 500 POSTs/s, any linger only added itself to the median
+  (docs/performance.md, "Session 3").
 
 kafka-python's idempotent producer treats a failed batch as fatal (later sends are
 aborted too), so after a failure the underlying client is replaced by a fresh one.
@@ -40,7 +43,7 @@ logger = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
-    "linger_ms": 2,  # the api: concurrent requests share a produce request; workers flush at once anyway
+    "linger_ms": 0,  # measured best for the api (docs/performance.md, session 3); flush sends at once anyway
     # Time bounds; KafkaBus passes QAFLOW_KAFKA_MAX_BLOCK_MS / _REQUEST_TIMEOUT_MS / _DELIVERY_TIMEOUT_MS.
     "max_block_ms": 30_000,  # send() blocks this long at most for metadata or buffer space
     "request_timeout_ms": 15_000,
