@@ -11,17 +11,28 @@ pipeline consumes while the api is loaded. Three phases, each at ``rate`` reques
    questions again (200 from the cache expected; a 202 means still in flight);
 3. ``get``: ``GET /v1/questions/<id>`` of those questions.
 
+Beside ``post-new``: the CPU seconds each process spent during it (``cpu_s``: the api, each
+pipeline service, Kafka, PostgreSQL, Redis, and this load generator), and the load average.
+``nice`` > 0 runs the pipeline services (not the api, not the servers) at that lower CPU
+priority, modelling a deployment that gives the api its own CPU; figures taken so are labelled
+``nice_pipeline`` and must be reported beside the un-niced ones, never instead of them.
+
     .venv/bin/python bench/api_latency.py --kafka 127.0.0.1:9092 --postgres postgresql://... --redis redis://...
+    # its own servers; "before" (another source tree) and "after" alternately, twice, post-new only:
+    .venv/bin/python bench/api_latency.py --servers --phases post-new --compare before=/tmp/old/src --rounds 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +68,154 @@ def wait_answered(api: str, ids: list[str], settle_s: float) -> dict[str, Any]:
     return {"settled_s": round(time.monotonic() - began, 1), "sample": len(sample), "still_pending": len(pending)}
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PHASES = ("post-new", "post-repeat", "get")
+LOADGEN = "load generator"
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its live descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_s(pids: Sequence[int], descendants: bool = True) -> float:
+    """CPU seconds (user + system) of ``pids`` (and their live descendants), from /proc/<pid>/stat."""
+    total = 0.0
+    for root in pids:
+        for pid in _tree(root) if descendants else [root]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def renice(pids: Sequence[int], nice: int) -> None:
+    """Lower the CPU priority of every thread of ``pids`` and their descendants (Linux's nice is per thread),
+    and of their autogroups: with ``kernel.sched_autogroup_enabled`` (1 here) the scheduler first shares
+    the CPU between sessions, each service being a session of its own, so a thread's nice alone only
+    ranks it within its session (sched(7), "The autogroup feature")."""
+    for root in pids:
+        with contextlib.suppress(OSError):  # no autogroups (kernel option off or not built)
+            Path(f"/proc/{root}/autogroup").write_text(str(nice))
+        for pid in _tree(root):
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+                except (OSError, ValueError):
+                    continue
+
+
+def niceness(pids: Sequence[int]) -> list[int]:
+    """The distinct nice values of every thread of ``pids`` and their descendants (checks :func:`renice`)."""
+    values = set()
+    for root in pids:
+        for pid in _tree(root):
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    values.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+                except (OSError, IndexError, ValueError):
+                    continue
+    return sorted(values)
+
+
+class Probes:
+    """While a phase runs: one Kafka send awaited for its acknowledgement (acks=all, as the api's),
+    one PostgreSQL ``SELECT 1`` on a kept connection and one Redis ``PING``, every ``every_s``,
+    from a thread of this process; their latencies say which dependency a slow api waits on."""
+
+    def __init__(self, urls: dict[str, str], every_s: float = 0.1) -> None:
+        import threading
+
+        self.urls = urls
+        self.every_s = every_s
+        self.ms: dict[str, list[float]] = {"kafka": [], "postgresql": [], "redis": []}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probes", daemon=True)
+
+    def __enter__(self) -> Probes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        import psycopg2
+        import redis
+        from kafka import KafkaProducer
+
+        from qaflow.bus.kafka import KafkaBus
+        from qaflow.core.topics import TopicSpec
+
+        KafkaBus(f"kafka://{self.urls['kafka_bootstrap']}").ensure_topics([TopicSpec("bench-probe", 1, 600_000)])
+        producer = KafkaProducer(bootstrap_servers=self.urls["kafka_bootstrap"], acks="all", linger_ms=0)
+        producer.send("bench-probe", b"warm").get(timeout=30)
+        pg = psycopg2.connect(self.urls["postgres_url"])
+        pg.autocommit = True
+        rd = redis.Redis.from_url(self.urls["redis_url"])
+        calls = {"kafka": lambda: producer.send("bench-probe", b"x").get(timeout=30),
+                 "postgresql": lambda: pg.cursor().execute("SELECT 1"), "redis": rd.ping}
+        try:
+            while not self._stop.wait(self.every_s):
+                for name, call in calls.items():
+                    began = time.perf_counter()
+                    call()
+                    self.ms[name].append(1000 * (time.perf_counter() - began))
+        finally:
+            producer.close()
+            pg.close()
+            rd.close()
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        return {name: {"n": len(v), "p50_ms": openloop._round(openloop.percentile(v, 50)),
+                       "p99_ms": openloop._round(openloop.percentile(v, 99)),
+                       "max_ms": openloop._round(max(v) if v else None)} for name, v in self.ms.items()}
+
+
+def autogroup(pid: int) -> str | None:
+    """``/proc/<pid>/autogroup`` ("/autogroup-N nice K"), None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/autogroup").read_text().strip()
+    except OSError:
+        return None
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def processes(urls: dict[str, str], running: dict[str, Any]) -> dict[str, list[int]]:
+    """The pids to account CPU to, by name: each service, the three servers, this load generator."""
+    from qaflow.devstack.owners import listener_pids
+
+    groups = {name: [int(info["pid"])] for name, info in running.items()}
+    for name, key in (("kafka", "kafka_bootstrap"), ("postgresql", "postgres_url"), ("redis", "redis_url")):
+        address = urls[key].split("@")[-1].split("?")[0]
+        groups[name] = sorted(listener_pids(_port(address)))
+    groups[LOADGEN] = [os.getpid()]  # its children are the services: counted without them
+    return groups
+
+
 def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float, get_s: float,
-        settle_s: float = 120.0, workdir: Path | None = None,
+        settle_s: float = 120.0, workdir: Path | None = None, phases: Sequence[str] = PHASES, nice: int = 0,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
-    """The three phases against a freshly started api and pipeline; ``urls`` has kafka_bootstrap,
+    """The phases against a freshly started api and pipeline; ``urls`` has kafka_bootstrap,
     postgres_url and redis_url (DevStack.addresses())."""
     from qaflow.cli.dev import start_services
     from qaflow.core.ids import question_id
@@ -77,9 +232,22 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
             qs = questions(max(1, int(rate * duration_s)), seed=3)
             posts = [openloop.Call("POST", f"{api}/v1/questions", q) for q in qs]
             requests.post(f"{api}/v1/questions", json=questions(1, seed=4)[0], timeout=60)  # warm the worker
+            groups = processes(urls, running)
+            if nice:
+                renice([p for name, pids in groups.items() if name in running and name != "api" for p in pids], nice)
             log(f"post-new: {len(posts)} POSTs at {rate:g}/s")
-            out: dict[str, Any] = {"api": api, "rate": rate}
-            out["post-new"] = openloop.run(posts, rate, expect=(202,))
+            out: dict[str, Any] = {"api": api, "rate": rate, "nice_pipeline": nice}
+            before, load0 = {name: cpu_s(pids, name != LOADGEN) for name, pids in groups.items()}, os.getloadavg()
+            with Probes(urls) as probes:
+                out["post-new"] = openloop.run(posts, rate, expect=(202,))
+            out["post-new"]["probes"] = probes.summary()
+            out["post-new"]["load_1m"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
+            out["post-new"]["cpu_s"] = {name: round(cpu_s(pids, name != LOADGEN) - before[name], 2)
+                                        for name, pids in groups.items()}
+            out["post-new"]["nice"] = {name: niceness(pids) for name, pids in groups.items() if name in running}
+            out["post-new"]["autogroup"] = {name: autogroup(pids[0]) for name, pids in groups.items() if pids}
+            if list(phases) == ["post-new"]:
+                return out
             ids = [question_id(q["title"], q["content"]) for q in qs[:: max(1, len(qs) // 200)]]
             log(f"waiting up to {settle_s:g} s for the pipeline to answer them")
             out["settle"] = wait_answered(api, ids, settle_s)
@@ -96,20 +264,72 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
     return out
 
 
+def compare(urls: dict[str, str], trees: dict[str, str], rounds: int, args: list[str]) -> list[dict[str, Any]]:
+    """Run this script once per source tree (``label -> src path``; "" = this checkout), alternately,
+    ``rounds`` times, each on freshly started services, and return every run's figures."""
+    rows = []
+    for r in range(rounds):
+        for label, src in trees.items():
+            env = {**os.environ, "PYTHONPATH": src} if src else dict(os.environ)
+            cmd = [sys.executable, __file__, "--kafka", urls["kafka_bootstrap"], "--postgres", urls["postgres_url"],
+                   "--redis", urls["redis_url"], *args]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if done.returncode:
+                rows.append({"label": label, "round": r, "error": done.stderr[-2000:]})
+                continue
+            rows.append({"label": label, "round": r, **json.loads(done.stdout)})
+            new = rows[-1]["post-new"]
+            print(f"{label} round {r}: ok {new['ok']} errors {new['errors']} p50 {new['p50_ms']} p95 {new['p95_ms']} "
+                  f"p99 {new['p99_ms']} ms; load {new['load_1m']}; cpu {new['cpu_s']}", file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kafka", required=True, help="host:port")
-    p.add_argument("--postgres", required=True, help="postgresql://...")
-    p.add_argument("--redis", required=True, help="redis://host:port/db")
+    p.add_argument("--kafka", help="host:port")
+    p.add_argument("--postgres", help="postgresql://...")
+    p.add_argument("--redis", help="redis://host:port/db")
+    p.add_argument("--servers", action="store_true", help="start Kafka, PostgreSQL and Redis for this run")
+    p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
+                   help="post-new alone, or all three (default)")
+    p.add_argument("--nice", type=int, default=0, help="run the pipeline services at this nice level (default 0)")
+    p.add_argument("--compare", action="append", default=[], metavar="LABEL=SRC",
+                   help="also run with PYTHONPATH=SRC (another checkout's src), alternating with this one")
+    p.add_argument("--rounds", type=int, default=1, help="alternations with --compare (default 1)")
+    p.add_argument("--out", type=Path, help="write the JSON here too")
     p.add_argument("--rate", type=float, default=500.0, help="requests/s of every phase (default 500)")
     p.add_argument("--duration-s", type=float, default=20.0, help="length of post-new (default 20)")
     p.add_argument("--repeat-s", type=float, default=10.0, help="length of post-repeat (default 10)")
     p.add_argument("--get-s", type=float, default=10.0, help="length of get (default 10)")
     p.add_argument("--settle-s", type=float, default=120.0, help="longest wait for the answers (default 120)")
     a = p.parse_args(argv)
-    urls = {"kafka_bootstrap": a.kafka, "postgres_url": a.postgres, "redis_url": a.redis}
-    print(json.dumps(run(urls, rate=a.rate, duration_s=a.duration_s, repeat_s=a.repeat_s, get_s=a.get_s,
-                         settle_s=a.settle_s), indent=2))
+    stack = None
+    if a.servers:
+        from qaflow.devstack.stack import DevStack
+
+        stack = DevStack(Path(tempfile.mkdtemp(prefix="qaflow-bench-servers-"))).start()
+        urls = stack.addresses()
+    elif a.kafka and a.postgres and a.redis:
+        urls = {"kafka_bootstrap": a.kafka, "postgres_url": a.postgres, "redis_url": a.redis}
+    else:
+        p.error("give --kafka, --postgres and --redis, or --servers")
+    try:
+        if a.compare:
+            trees = {"after": "", **dict(c.split("=", 1) for c in a.compare)}
+            args = ["--rate", str(a.rate), "--duration-s", str(a.duration_s), "--repeat-s", str(a.repeat_s),
+                    "--get-s", str(a.get_s), "--settle-s", str(a.settle_s), "--nice", str(a.nice),
+                    "--phases", *a.phases]
+            result: Any = compare(urls, trees, a.rounds, args)
+        else:
+            result = run(urls, rate=a.rate, duration_s=a.duration_s, repeat_s=a.repeat_s, get_s=a.get_s,
+                         settle_s=a.settle_s, phases=a.phases, nice=a.nice)
+    finally:
+        if stack is not None:
+            stack.stop()
+    text = json.dumps(result, indent=2)
+    if a.out:
+        a.out.write_text(text + "\n")
+    print(text)
     return 0
 
 

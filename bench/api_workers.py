@@ -15,6 +15,12 @@ Every figure has the machine's load average and the CPU seconds of the api's pro
 PostgreSQL beside it. Results: JSON (``--out``) and a Markdown table on stdout.
 
     .venv/bin/python bench/api_workers.py --config gevent:2 --config gthread:2:8 --rate new=500 --duration 30
+    # this checkout against another source tree, alternating scenario by scenario, twice:
+    .venv/bin/python bench/api_workers.py --config gevent:2 --config gevent:2@/tmp/old/src --rate new=500 --rounds 2
+
+A configuration ``...@SRC`` runs its api with ``PYTHONPATH=SRC`` (another checkout's ``src``).
+Every api is started first; then each round runs each scenario on every api in turn, so
+before/after figures are taken minutes apart at most, under the same machine load.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ def attack(target_file: Path, rate: int, duration_s: int) -> dict[str, Any]:
 
 
 def start_api(config: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    config, _, src = config.partition("@")
     kind, workers, *rest = config.split(":")
     port = free_port()
     args = [str(Path(sys.executable).parent / "gunicorn"), "--config", "python:qaflow.services.api.gunicorn_conf",
@@ -110,6 +117,8 @@ def start_api(config: str, env: dict[str, str], log: Path) -> tuple[subprocess.P
         args += ["--threads", rest[0]]
     args.append("qaflow.services.api.app:create_app()")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("QAFLOW_", "GUNICORN_", "PROMETHEUS_"))}
+    if src:
+        clean["PYTHONPATH"] = src
     proc = subprocess.Popen(args, env={**clean, **env, "QAFLOW_HTTP_PORT": str(port), "QAFLOW_LOG_LEVEL": "warning"},
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -148,6 +157,7 @@ def main() -> None:
                     help="gevent:WORKERS or gthread:WORKERS:THREADS (repeatable)")
     ap.add_argument("--rate", action="append", default=[], help="SCENARIO=RATE, e.g. new=500 (repeatable)")
     ap.add_argument("--duration", type=int, default=30, help="seconds per scenario")
+    ap.add_argument("--rounds", type=int, default=1, help="times every scenario runs on every api (default 1)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/api_workers.json"))
     a = ap.parse_args()
     rates = [(s, int(r)) for s, r in (x.split("=") for x in a.rate or ["new=150", "new=500", "repeat=500", "get=500"])]
@@ -158,31 +168,36 @@ def main() -> None:
         for server in (kafka, pg, redis):
             server.start()
         assert pg.pid is not None
-        for n, config in enumerate(a.config):
-            run = f"{os.getpid()}-{n}"
-            store_url = pg.create_database(f"bench_{n}")
-            env = {"QAFLOW_BUS_URL": f"kafka://{kafka.bootstrap}", "QAFLOW_STORE_URL": store_url,
-                   "QAFLOW_CACHE_URL": redis.url, "QAFLOW_TOPIC_PREFIX": f"bench{run}."}
-            api, url = start_api(config, env, work / f"api-{n}.log")
-            try:
-                known = seed(store_url, redis.url, run)
+        apis: list[tuple[str, subprocess.Popen[bytes], str, list[str], str]] = []
+        try:
+            for n, config in enumerate(a.config):
+                run = f"{os.getpid()}-{n}"
+                store_url = pg.create_database(f"bench_{n}")
+                env = {"QAFLOW_BUS_URL": f"kafka://{kafka.bootstrap}", "QAFLOW_STORE_URL": store_url,
+                       "QAFLOW_CACHE_URL": redis.url, "QAFLOW_TOPIC_PREFIX": f"bench{run}."}
+                api, url = start_api(config, env, work / f"api-{n}.log")
+                apis.append((config, api, url, seed(store_url, redis.url, run), run))
+            for round_ in range(a.rounds):
                 for scenario, rate in rates:
-                    count = rate * a.duration
-                    titles = ([f"new question {i} at {rate}/s [{run}]" for i in range(count)] if scenario == "new"
-                              else [known[i % KNOWN] for i in range(count)])
-                    tfile = work / f"{scenario}-{rate}.jsonl"
-                    targets(tfile, url, titles, "GET" if scenario == "get" else "POST")
-                    time.sleep(3)
-                    cpu_api, cpu_pg, load0 = cpu_s(api.pid), cpu_s(pg.pid), os.getloadavg()[0]
-                    result = attack(tfile, rate, a.duration)
-                    row = {"config": config, "scenario": scenario, "target_rate": rate, **result,
-                           "api_cpu_s": round(cpu_s(api.pid) - cpu_api, 1),
-                           "pg_cpu_s": round(cpu_s(pg.pid) - cpu_pg, 1),
-                           "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)]}
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-            finally:
+                    for config, api, url, known, run in apis:
+                        count = rate * a.duration
+                        titles = ([f"new question {i} at {rate}/s [{run}.{round_}]" for i in range(count)]
+                                  if scenario == "new" else [known[i % KNOWN] for i in range(count)])
+                        tfile = work / f"{scenario}-{rate}.jsonl"
+                        targets(tfile, url, titles, "GET" if scenario == "get" else "POST")
+                        time.sleep(3)
+                        cpu_api, cpu_pg, load0 = cpu_s(api.pid), cpu_s(pg.pid), os.getloadavg()[0]
+                        result = attack(tfile, rate, a.duration)
+                        row = {"config": config, "round": round_, "scenario": scenario, "target_rate": rate, **result,
+                               "api_cpu_s": round(cpu_s(api.pid) - cpu_api, 1),
+                               "pg_cpu_s": round(cpu_s(pg.pid) - cpu_pg, 1),
+                               "load_1m": [round(load0, 2), round(os.getloadavg()[0], 2)]}
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+        finally:
+            for _, api, *_ in apis:
                 api.send_signal(signal.SIGTERM)
+            for _, api, *_ in apis:
                 api.wait(30)
     finally:
         for server in (redis, pg, kafka):

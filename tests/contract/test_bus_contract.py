@@ -373,3 +373,94 @@ def test_kafka_producer_shared_by_threads_judges_each_callers_records(kafka_boot
     finally:
         producer.close()
         bus.close()
+
+
+def _records_per_request(producer: Any) -> float:
+    """kafka-python's sender metric: records per produce request, averaged over its window."""
+    return float(producer.client.metrics()["producer-metrics"]["records-per-request-avg"])
+
+
+@pytest.mark.integration
+def test_kafka_concurrent_callers_of_wait_delivered_share_produce_requests(kafka_bootstrap: str,
+                                                                          unique_name: str) -> None:
+    """The api's requests send one record each and wait for it. ``wait_delivered`` lets ``linger_ms``
+    gather concurrent callers' records into shared produce requests (issue 13). ``flush`` in its
+    place forces every batch out at once: about 5 records per request here, against 13-16."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qaflow.bus.kafka import KafkaBus
+
+    bus = KafkaBus(f"kafka://{kafka_bootstrap}", None, producer_options={"linger_ms": 200})
+    bus.start()
+    topic = f"{unique_name}.linger"
+    bus.ensure_topics([TopicSpec(topic, 3, 3_600_000)])
+    producer = bus.producer()
+    producer.start()
+    threads, each = 16, 8
+
+    def submit(i: int) -> None:
+        for j in range(each):
+            producer.send(topic, f"k{i}-{j}", b"x")
+            producer.wait_delivered(10)
+
+    try:
+        producer.send(topic, "warm", b"x")  # metadata fetched before the threads start
+        producer.flush(10)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(submit, range(threads)))  # re-raises any DeliveryError
+        per_request = _records_per_request(producer)
+    finally:
+        producer.close()
+    assert sum(bus.end_offsets(topic)) == threads * each + 1
+    assert per_request >= 10, per_request  # at most 16: one record per caller waiting
+
+
+@pytest.mark.integration
+def test_kafka_flush_sends_at_once_whatever_linger_ms(kafka_bootstrap: str, unique_name: str) -> None:
+    """A worker's publish (send a poll's records, then ``flush``) must not wait for ``linger_ms``."""
+    from qaflow.bus.kafka import KafkaBus
+
+    bus = KafkaBus(f"kafka://{kafka_bootstrap}", None, producer_options={"linger_ms": 5000})
+    bus.start()
+    topic = f"{unique_name}.flush"
+    bus.ensure_topics([TopicSpec(topic, 1, 3_600_000)])
+    producer = bus.producer()
+    producer.start()
+    try:
+        producer.send(topic, "warm", b"x")
+        producer.flush(10)
+        for i in range(3):
+            producer.send(topic, f"k{i}", b"x")
+        began = time.monotonic()
+        producer.flush(10)
+        took = time.monotonic() - began
+    finally:
+        producer.close()
+    assert took < 2.5, took  # linger_ms is 5 s
+
+
+@pytest.mark.integration
+def test_kafka_wait_delivered_raises_when_the_callers_record_failed(kafka_bootstrap: str, unique_name: str) -> None:
+    """As ``flush``: a record the broker rejects makes ``wait_delivered`` raise (a 202 is never given
+    for it), once; the producer goes on with a fresh client."""
+    from qaflow.bus.kafka import KafkaBus
+    from qaflow.core.errors import DeliveryError
+
+    url = f"kafka://{kafka_bootstrap}"
+    bus = KafkaBus(url, BackendSettings(bus_url=url), producer_options={"max_request_size": 4 << 20})
+    bus.start()
+    topic = f"{unique_name}_mine"
+    bus.ensure_topics([TopicSpec(topic, 1, 3_600_000)])
+    producer = bus.producer()
+    producer.start()
+    try:
+        producer.send(topic, "ok", b"small")
+        producer.wait_delivered(30)
+        producer.send(topic, "big", b"x" * (2 << 20))
+        with pytest.raises(DeliveryError, match="1 of 1 record"):
+            producer.wait_delivered(30)
+        producer.send(topic, "after", b"small again")
+        producer.wait_delivered(30)
+    finally:
+        producer.close()
+    assert bus.end_offsets(topic) == [2]

@@ -45,6 +45,9 @@ def test_connections_opened_under_concurrency_are_kept(pg_url: str) -> None:
         assert _sessions(pg_url) == kept
     finally:
         store.close()
+    deadline = time.monotonic() + 5  # a closed connection's backend exits shortly after, not at once
+    while _sessions(pg_url) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert _sessions(pg_url) == set()
 
 
@@ -123,5 +126,21 @@ def test_admit_is_lookup_record_and_state_in_one_statement(pg_url: str) -> None:
 
         store.release_question(new.question_id)  # a failed enqueue: the next POST records it again
         assert store.admit(new)[1] is True
+    finally:
+        store.close()
+
+
+def test_admit_is_one_round_trip_without_begin_and_commit(pg_url: str) -> None:
+    """A single statement needs no transaction around it: inside one, psycopg2 sends ``BEGIN``
+    and ``COMMIT`` as round trips of their own (issue 13: three round trips per new POST).
+    The session's last statement tells: the admit itself, not a ``COMMIT``."""
+    store = PostgresStore(sized_url(pg_url, 1))
+    store.start()
+    try:
+        assert store.admit(QuestionMessage.new("one round trip", "", REFERENCE)) == (None, True, Status.QUEUED)
+        (last,) = [q for _, q in pg_rows(pg_url, SESSIONS.replace("pid, backend_start", "pid, query"))]
+        assert last.lstrip().startswith("WITH stored"), last
+        with store.transaction() as conn:  # the connection went back to the pool in transaction mode
+            assert conn.autocommit is False
     finally:
         store.close()

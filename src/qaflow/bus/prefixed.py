@@ -43,6 +43,10 @@ class PrefixedProducer:
     def flush(self, timeout_s: float | None = None) -> None:
         self.inner.flush(timeout_s)
 
+    def wait_delivered(self, timeout_s: float | None = None) -> None:
+        """The inner producer's ``wait_delivered`` where it has one (Kafka), else its ``flush``."""
+        getattr(self.inner, "wait_delivered", self.inner.flush)(timeout_s)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -123,20 +123,48 @@ class PostgresStore(SqlStore):
     def lock_migrations(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """One pooled connection inside one transaction: commit on success, else roll back."""
+    def _checkout(self) -> Any:
+        """A pooled connection the server has not ended (call holding ``self._slots``)."""
         if self._pool is None:
             msg = "PostgresStore.start() was not called"
             raise RuntimeError(msg)
         pool = self._pool
-        with self._slots:
+        conn = pool.getconn()
+        for _ in range(self._max):  # every idle connection may be dead after a server restart
+            if not _server_hung_up(conn):
+                break
+            pool.putconn(conn, close=True)
             conn = pool.getconn()
-            for _ in range(self._max):  # every idle connection may be dead after a server restart
-                if not _server_hung_up(conn):
-                    break
-                pool.putconn(conn, close=True)
-                conn = pool.getconn()
+        return conn
+
+    @contextmanager
+    def statement(self) -> Iterator[Any]:
+        """One pooled connection in autocommit mode, for work that is a single statement.
+
+        A single statement is atomic on its own; inside :meth:`transaction` psycopg2 sends
+        ``BEGIN`` before it and ``COMMIT`` after it, each a round trip of its own, so three
+        where one does (issue 13: a POST's :meth:`admit`).
+        """
+        with self._slots:
+            conn = self._checkout()
+            try:
+                conn.autocommit = True
+                yield conn
+            finally:
+                broken = bool(conn.closed)
+                if not broken:
+                    try:
+                        conn.autocommit = False  # the pool's other users expect transactions
+                    except Exception:  # a statement still under way (its caller interrupted): drop it
+                        broken = True
+                self._pool.putconn(conn, close=broken)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One pooled connection inside one transaction: commit on success, else roll back."""
+        with self._slots:
+            conn = self._checkout()
+            pool = self._pool
             broken = False
             try:
                 yield conn
@@ -203,7 +231,7 @@ class PostgresStore(SqlStore):
         params = {"id": q.question_id, "title": q.title, "content": q.content, "reference": q.reference_answer,
                   "category": q.category, "run_id": q.run_id, "submitted_at": q.submitted_at, "now": now,
                   "stale": now - STALE_QUEUED_S}
-        with self.transaction() as conn:
+        with self.statement() as conn:
             cur = conn.cursor()
             cur.execute(sql, params)
             row = cur.fetchone()

@@ -40,6 +40,9 @@ START_WAIT_S = 0.5  # longest a request or /readyz waits for connections being o
 SEND_BLOCK_MS = 500  # longest a send waits for topic metadata (QAFLOW_KAFKA_MAX_BLOCK_MS caps it too)
 POOL_SIZE = 8  # PostgreSQL connections per process when nothing says how many requests run at once
 MAX_POOL_SIZE = 16  # per process, whatever the concurrency: requests beyond it wait for a connection
+# A POST waits for its own record (wait_delivered); any linger only added itself to the median at 500/s
+# (docs/performance.md, "Session 3": p99 7-16 ms with 0 against 9-20 ms with 2, on a quiet machine).
+LINGER_MS = 0
 
 
 class ApiBackends:
@@ -121,7 +124,14 @@ class ApiBackends:
             opened.append(bus)
             bus.ensure_topics([topics.TopicSpec(t, s.kafka_partitions, s.kafka_retention_ms) for t in API.outputs])
             probe = BrokerProbe(parse_url(s.bus_url)) if s.bus_url.startswith("kafka://") else None
-            producer = BoundedProducer(bus.producer("qaflow-api"), s.enqueue_timeout_s, probe)
+            inner = bus.producer("qaflow-api")
+            if s.bus_url.startswith("kafka://"):
+                from qaflow.bus.kafka_producer import KafkaBusProducer  # kafka-python: only with a Kafka bus
+
+                kafka_producer = getattr(inner, "inner", inner)  # under a PrefixedProducer when topics are prefixed
+                if isinstance(kafka_producer, KafkaBusProducer):
+                    kafka_producer.set_linger_ms(LINGER_MS)
+            producer = BoundedProducer(inner, s.enqueue_timeout_s, probe)
             producer.start()
         except Exception:
             for resource in reversed(opened):

@@ -92,8 +92,17 @@ class BoundedProducer:
         self._guard(self.inner.send, topic, key, value)
 
     def flush(self, timeout_s: float | None = None) -> None:
-        self._guard(self.inner.flush, self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
+        self._guard(self.inner.flush, self._bound(timeout_s))
         self._failure = None
+
+    def wait_delivered(self, timeout_s: float | None = None) -> None:
+        """Wait for this request's records only, without forcing batches out (the inner producer's
+        ``wait_delivered``, see :mod:`qaflow.bus.kafka_producer`; its ``flush`` where it has none)."""
+        self._guard(getattr(self.inner, "wait_delivered", self.inner.flush), self._bound(timeout_s))
+        self._failure = None
+
+    def _bound(self, timeout_s: float | None) -> float:
+        return self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
 
     def close(self) -> None:
         self.inner.close()

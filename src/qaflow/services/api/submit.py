@@ -38,7 +38,7 @@ class ApiSubmitter(Submitter):
         # as Submitter.submit: released when the enqueue fails, so a repeat enqueues it at once
         try:
             self.producer.send(topics.QUESTIONS, qid, question.encode())
-            self.producer.flush()
+            getattr(self.producer, "wait_delivered", self.producer.flush)()
         except Exception:
             store.release_question(qid)
             raise
