@@ -350,6 +350,10 @@ class WorkerLoopSettings(_Group):
     commit_interval_ms: int = Field(250, ge=0, le=60_000, description="A worker waits for its outputs to be acknowledged and commits its consumer offsets at most this often (and when idle, on shutdown; acknowledged offsets also on a rebalance); 0 = after every step. A crash or a rebalance re-delivers at most this much work, which the idempotent stages absorb.")
 
 
+class BatchSettings(_Group):
+    max_batch_questions: int = Field(500, ge=1, le=10_000, description="Most questions in one POST /v1/questions:batch (422 above); QAFLOW_MAX_BODY_BYTES binds too.")
+
+
 # --- One settings class per service. The chart renders exactly these variables. ---
 
 
@@ -363,7 +367,7 @@ class ServiceSettings(_Group):
 
 
 @register
-class ApiSettings(RunSettings, BackendSettings, ServiceSettings):
+class ApiSettings(RunSettings, BackendSettings, ServiceSettings, BatchSettings):
     """api: submit questions, read results and statistics."""
 
     service: ClassVar[str] = "api"

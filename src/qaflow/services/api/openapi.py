@@ -91,6 +91,16 @@ def schemas() -> dict[str, Any]:
                 "detail": {"type": "string"},
             },
         },
+        BatchResults={
+            "type": "object",
+            "required": ["results"],
+            "properties": {"results": {
+                "type": "array",
+                "description": "One entry per submitted question, in request order; each is what the single "
+                               "POST would answer (Answered for 200, Accepted for 202).",
+                "items": {"anyOf": [_ref("Answered"), _ref("Accepted")]},
+            }},
+        },
         QuestionState={
             "type": "object",
             "required": ["id", "status", "result", "attempts"],
@@ -178,6 +188,16 @@ def _stats_schema() -> dict[str, Any]:
     }
 
 
+def _batch_request(max_items: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["questions"],
+        "properties": {"questions": {"type": "array", "minItems": 1, "maxItems": max_items,
+                                     "items": _ref("QuestionRequest")}},
+    }
+
+
 def document(settings: ApiSettings) -> dict[str, Any]:
     e400 = _problem("Malformed JSON or request framing, a body that is not UTF-8, or a malformed question id.")
     e413 = _problem("Body larger than QAFLOW_MAX_BODY_BYTES.")
@@ -223,11 +243,37 @@ def document(settings: ApiSettings) -> dict[str, Any]:
             "503": e503,
         },
     }
-    if settings.api_key is not None:
-        submit["security"] = [{"ApiKey": []}]
-        submit["responses"]["401"] = e401
-    else:
-        submit["security"] = [{}]
+    max_items = settings.max_batch_questions
+    batch: dict[str, Any] = {
+        "summary": "Submit many questions at once",
+        "description": f"Up to {max_items} questions (QAFLOW_MAX_BATCH_QUESTIONS), validated all or nothing: "
+                       "one invalid question and none is recorded or enqueued (422; each error's `field` is "
+                       "`questions[i].<field>`). Each question is decided as by POST /v1/questions; a repeat "
+                       "within the batch is in-flight. For bulk loads: one store round trip and one wait for "
+                       "Kafka per batch instead of per question.",
+        "operationId": "submitQuestionBatch",
+        "requestBody": {
+            "required": True,
+            "description": f"At most {body_limit} bytes of UTF-8 JSON in all (QAFLOW_MAX_BODY_BYTES; 413 above), "
+                           "which may bind before the item count does.",
+            "content": {"application/json": {"schema": _batch_request(max_items)}},
+        },
+        "x-max-body-bytes": body_limit,
+        "responses": {
+            "200": _json("Every question answered, queued or found in flight; one result each, in order.",
+                         _ref("BatchResults")),
+            "400": e400, "405": e405, "408": e408, "413": e413, "415": e415,
+            "422": _problem("No questions, more than QAFLOW_MAX_BATCH_QUESTIONS, or an invalid question "
+                            "(`questions[i].<field>` names it); nothing was submitted."),
+            "500": e500, "503": e503,
+        },
+    }
+    for operation in (submit, batch):
+        if settings.api_key is not None:
+            operation["security"] = [{"ApiKey": []}]
+            operation["responses"]["401"] = e401
+        else:
+            operation["security"] = [{}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -238,6 +284,7 @@ def document(settings: ApiSettings) -> dict[str, Any]:
         },
         "paths": {
             "/v1/questions": {"post": submit},
+            "/v1/questions:batch": {"post": batch},
             "/v1/questions/{question_id}": {"get": {
                 "summary": "State, result and scored attempts of a question; with detail=trace, its timeline",
                 "operationId": "getQuestion",

@@ -8,11 +8,18 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from qaflow.core.settings import ApiSettings
-from qaflow.pipeline.submit import Source
+from qaflow.pipeline.submit import Source, Submission
 from qaflow.services.api.backends import ApiBackends
 from qaflow.services.api.metrics import SUBMISSIONS, cache_summary
 from qaflow.services.api.openapi import document
-from qaflow.services.api.validation import InvalidQuestion, parse_question, parse_question_id, parse_run_id
+from qaflow.services.api.submit import ApiSubmitter
+from qaflow.services.api.validation import (
+    InvalidQuestion,
+    parse_batch,
+    parse_question,
+    parse_question_id,
+    parse_run_id,
+)
 from qaflow.services.api.views import question_view
 from qaflow.services.web.app import Problem, read_json, runtime
 
@@ -59,6 +66,39 @@ def submit() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     if submission.source is Source.IN_FLIGHT:
         body_out["detail"] = "already submitted; not enqueued again"
     return jsonify(body_out), 202, {"Location": location}
+
+
+@bp.post("/v1/questions:batch")
+def submit_batch() -> tuple[Response, int]:
+    """Many questions in one request, validated all or nothing; 200 with one result per question, in order."""
+    _check_api_key()
+    body = read_json()
+    settings = _settings()
+    try:
+        questions = parse_batch(body, settings.max_batch_questions, settings.run_id)
+    except InvalidQuestion as exc:
+        raise Problem(422, str(exc), field=exc.field, errors=exc.errors) from exc
+    submitter = _backends().submitter
+    if isinstance(submitter, ApiSubmitter):
+        submissions = submitter.submit_batch(questions)
+    else:  # pragma: no cover - the api always builds an ApiSubmitter
+        submissions = [submitter.submit(q) for q in questions]
+    results = []
+    for submission in submissions:
+        SUBMISSIONS.labels(submission.source.value).inc()
+        results.append(_item(submission))
+    return jsonify(results=results), 200
+
+
+def _item(submission: Submission) -> dict[str, Any]:
+    """A batch's entry for one question: the body the single POST answers with."""
+    out: dict[str, Any] = {"id": submission.question_id, "status": submission.status.value,
+                           "source": submission.source.value}
+    if submission.result is not None:
+        out["result"] = submission.result.model_dump(mode="json")
+    elif submission.source is Source.IN_FLIGHT:
+        out["detail"] = "already submitted; not enqueued again"
+    return out
 
 
 @bp.get("/v1/questions/<raw_id>")

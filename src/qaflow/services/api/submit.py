@@ -5,15 +5,22 @@ through the :meth:`Submitter.admit` hook that ``Submitter.submit`` calls first.
 Per new question: one Redis GET, one PostgreSQL statement (result lookup, insert, state), one
 Kafka send awaited for its acknowledgement. Before, the store took two statements (three for
 a repeat still in flight). Other stores (SQLite, embedded mode) use the plain Submitter.
+
+A batch (``POST /v1/questions:batch``, :meth:`ApiSubmitter.submit_batch`) takes the steps of
+:func:`qaflow.pipeline.submit_many.submit_many`: one store read and one insert for all its
+questions, then one wait for the acknowledgement of the records this request sent.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
+from qaflow.bus.base import Producer
 from qaflow.core import topics
 from qaflow.core.messages import QuestionMessage, Status
 from qaflow.pipeline.submit import Source, Submission, Submitter
+from qaflow.pipeline.submit_many import submit_many
 from qaflow.store.postgres import PostgresStore
 
 logger = logging.getLogger(__name__)
@@ -44,3 +51,31 @@ class ApiSubmitter(Submitter):
             raise
         logger.debug("enqueued question_id=%s", qid)
         return Submission(qid, Source.QUEUED, Status.QUEUED)
+
+    def submit_batch(self, questions: Sequence[QuestionMessage]) -> list[Submission]:
+        """One :class:`Submission` per question, in order (:func:`submit_many`); raises the producer's
+        :class:`~qaflow.core.errors.DeliveryError` (503) after releasing what it recorded.
+
+        The batch's single wait is for this request's own records (``wait_delivered``, as a single
+        POST), not a ``flush`` of every request's records on the shared producer."""
+        return submit_many(Submitter(self.store, self.cache, _OwnRecords(self.producer), self.ttl_s), questions)
+
+
+class _OwnRecords:
+    """A producer whose ``flush`` waits only for this thread's records (``wait_delivered`` where the
+    inner producer has it: :class:`~qaflow.services.api.enqueue.BoundedProducer` over Kafka)."""
+
+    def __init__(self, inner: Producer) -> None:
+        self.inner = inner
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def send(self, topic: str, key: str | None, value: bytes) -> None:
+        self.inner.send(topic, key, value)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        getattr(self.inner, "wait_delivered", self.inner.flush)(timeout_s)
+
+    def close(self) -> None:
+        self.inner.close()

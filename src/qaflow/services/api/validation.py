@@ -92,6 +92,40 @@ def parse_question(body: Any, default_run_id: str | None = None) -> QuestionMess
         raise InvalidQuestion([{"field": "", "detail": describe(exc)}]) from exc
 
 
+def parse_batch(body: Any, max_items: int, default_run_id: str | None = None) -> list[QuestionMessage]:
+    """A decoded ``{"questions": [question, ...]}`` body to its questions, in order; all or nothing.
+
+    Each item is checked by :func:`parse_question`; every problem of every item is reported, its
+    field prefixed with the item's index (``questions[3].title``). An empty list, more than
+    ``max_items`` items, or any other top-level field is an :class:`InvalidQuestion` too.
+    """
+    if not isinstance(body, dict):
+        raise InvalidQuestion([{"field": "", "detail": f"body must be a JSON object, got {_json_type(body)}"}])
+    errors = [{"field": k, "detail": "unknown field"} for k in body if k != "questions"]
+    items = body.get("questions")
+    if not isinstance(items, list):
+        detail = "is required" if items is None else f"must be an array, got {_json_type(items)}"
+        raise InvalidQuestion([*errors, {"field": "questions", "detail": detail}])
+    if not items:
+        errors.append({"field": "questions", "detail": "must hold at least one question"})
+    elif len(items) > max_items:
+        errors.append({"field": "questions", "detail": f"holds {len(items)} questions; at most {max_items} "
+                                                       "per batch (QAFLOW_MAX_BATCH_QUESTIONS)"})
+    if errors:
+        raise InvalidQuestion(errors)
+    questions: list[QuestionMessage] = []
+    for index, item in enumerate(items):
+        try:
+            questions.append(parse_question(item, default_run_id))
+        except InvalidQuestion as exc:
+            prefix = f"questions[{index}]"
+            errors.extend({"field": f"{prefix}.{e['field']}" if e["field"] else prefix, "detail": e["detail"]}
+                          for e in exc.errors)
+    if errors:
+        raise InvalidQuestion(errors)
+    return questions
+
+
 def _integer(value: Any) -> Any:
     """``3.0`` -> ``3``: JSON Schema counts a number with a zero fractional part as an integer
     (JSON Schema 2020-12, Validation section 6.1.1, "type"); booleans stay what they are."""
