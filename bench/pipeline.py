@@ -14,6 +14,8 @@ database, Redis database and topic prefix, so none answers from another's result
    ``--clients`` threads as fast as it answers; first POST to the last result stored.
 4. ``run-real``: ``qaflow run --bus kafka://... --store postgresql://... --cache redis://...``;
    its own ``questions_per_s``.
+5. ``e2e-batch``: as ``e2e``, but the questions go to ``POST /v1/questions:batch`` in batches of
+   ``--batch-size`` (100) by the same ``--clients`` threads (bulk ingestion, issue 13).
 
 Beside each figure: the 1-minute load average before and after, the wall time, and the CPU
 seconds each process (and Kafka, PostgreSQL, Redis) spent in the window, from
@@ -22,6 +24,7 @@ collapsed stacks and the top functions, in DIR).
 
     .venv/bin/python bench/pipeline.py                      # all four, 2,000 questions
     .venv/bin/python bench/pipeline.py --only e2e --questions 500 --json
+    .venv/bin/python bench/pipeline.py --only e2e e2e-batch e2e e2e-batch   # side by side, alternating
 
 Other scripts call :func:`run` (it returns the result as a dict).
 """
@@ -46,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
-SCENARIOS = ("embedded", "backend", "e2e", "run-real")
+SCENARIOS = ("embedded", "backend", "e2e", "e2e-batch", "run-real")
+BATCH_SIZE = 100  # questions per POST /v1/questions:batch in e2e-batch
 WORKERS = ("llm-worker", "retry-worker", "score-worker", "storage-writer")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 COMMON = {
@@ -319,7 +323,8 @@ def enqueue_backlog(bootstrap: str, prefix: str, dataset: Path, partitions: int)
 
 def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dict[str, str]], logs: Path,
                  a: argparse.Namespace, profile: Profiler) -> dict[str, Any]:
-    """``backend`` (a backlog, drained by the workers) or ``e2e`` (POSTed to the api)."""
+    """``backend`` (a backlog, drained by the workers), ``e2e`` (POSTed to the api) or ``e2e-batch``
+    (POSTed to the api in batches)."""
     import requests
 
     from qaflow.devstack.catalog import Backends
@@ -350,17 +355,20 @@ def services_run(kind: str, servers: Servers, dataset: Path, questions: list[dic
         if kind == "e2e":
             post = post_all_aiohttp if client == "aiohttp" else post_all
             post_s = post(procs["api"].url, questions, a.clients)
+        elif kind == "e2e-batch":
+            post_s = post_batches(procs["api"].url, questions, a.clients, a.batch_size)
         last = wait_results(store, len(questions), a.max_s)
         elapsed = last - started
         cpu = meter.stop()
-        if kind == "e2e":
+        if kind != "backend":
             cpu["bench-client"] = round(time.process_time() - client_cpu0, 2)
         tops = profile.stop()
         status = stored_status(store)
         result = {
             "questions": len(questions), "questions_per_s": round(len(questions) / elapsed, 1),
             "elapsed_s": round(elapsed, 2), "post_s": None if post_s is None else round(post_s, 2),
-            "client": client if kind == "e2e" else None,
+            "client": client if kind == "e2e" else "requests" if kind == "e2e-batch" else None,
+            "batch_size": a.batch_size if kind == "e2e-batch" else None,
             **status, "cpu_s": cpu, "load_before": load0, "load_after": loadavg(), "profile": tops,
         }
         _ = requests  # imported for post_all's sessions
@@ -397,6 +405,35 @@ def post_all(api_url: str, questions: list[dict[str, str]], clients: int) -> flo
         list(pool.map(post, questions))
     if errors:
         msg = f"{len(errors)} POSTs failed; first: {errors[0]}"
+        raise RuntimeError(msg)
+    return time.monotonic() - started
+
+
+def post_batches(api_url: str, questions: list[dict[str, str]], clients: int, size: int) -> float:
+    """POST every question in batches of ``size`` to ``/v1/questions:batch`` with ``clients`` threads
+    (one keep-alive session each); seconds taken. A batch answered other than 200 is sent again
+    (its questions were released), at most 5 times."""
+    import requests
+
+    local = threading.local()
+    errors: list[str] = []
+    batches = [questions[i:i + size] for i in range(0, len(questions), size)]
+
+    def post(batch: list[dict[str, str]]) -> None:
+        session = getattr(local, "s", None) or requests.Session()
+        local.s = session
+        for _ in range(5):
+            r = session.post(f"{api_url}/v1/questions:batch", json={"questions": batch}, timeout=60)
+            if r.status_code == 200:
+                return
+            time.sleep(0.2)
+        errors.append(f"{r.status_code} {r.text[:200]}")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(post, batches))
+    if errors:
+        msg = f"{len(errors)} batch POSTs failed; first: {errors[0]}"
         raise RuntimeError(msg)
     return time.monotonic() - started
 
@@ -461,6 +498,7 @@ def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: i
         bootstrap: str | None = None, pg_url: str | None = None, redis_url: str | None = None,
         profile_dir: Path | None = None, env: dict[str, str] | None = None, max_s: float = 600.0,
         store_query: str = "", client: str = "requests", variants: dict[str, dict[str, str]] | None = None,
+        batch_size: int = BATCH_SIZE,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Runs the chosen scenarios in order on the same ``questions`` questions; returns figures and ratios.
 
@@ -473,7 +511,7 @@ def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: i
     within ``max_s``.
     """
     a = argparse.Namespace(partitions=partitions, clients=clients, env=env or {}, max_s=max_s,
-                           store_query=store_query, client=client)
+                           store_query=store_query, client=client, batch_size=batch_size)
     base_env = dict(a.env)
     variants = variants or {"": {}}
     out: dict[str, Any] = {
@@ -517,7 +555,7 @@ def run(questions: int = 2000, only: Sequence[str] = SCENARIOS, *, partitions: i
 def ratios(sc: dict[str, Any]) -> dict[str, float]:
     rate = {k: v["questions_per_s"] for k, v in sc.items()}
     out = {}
-    for k in ("backend", "e2e", "run-real"):
+    for k in ("backend", "e2e", "e2e-batch", "run-real"):
         if k in rate and rate.get("embedded"):
             out[f"{k}/embedded"] = round(rate[k] / rate["embedded"], 2)
     if "run-real" in rate and rate.get("e2e"):
@@ -557,6 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="Query string added to the services' store URL, e.g. pool_min=8&pool_max=8 (the api's pool)")
     p.add_argument("--client", choices=("requests", "aiohttp"), default="requests",
                    help="e2e's POSTing client: --clients threads of requests, or one aiohttp loop, --clients in flight")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                   help=f"Questions per POST /v1/questions:batch in e2e-batch (default {BATCH_SIZE})")
     p.add_argument("--variant", action="append", default=[], metavar="NAME[:VAR=VALUE,...]",
                    help="Run every setup once per variant, back to back, with these extra variables "
                         "(PYTHONPATH=<old tree>/src compares code); repeat the option")
@@ -571,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants[vname] = dict(kv.split("=", 1) for kv in pairs.split(",") if kv)
     result = run(a.questions, a.only, partitions=a.partitions, clients=a.clients, bootstrap=a.bootstrap,
                  redis_url=a.redis_url, profile_dir=a.profile, env=env, max_s=a.max_s, store_query=a.store_query,
-                 client=a.client, variants=variants or None)
+                 client=a.client, variants=variants or None, batch_size=a.batch_size)
     if str(a.output) != "-":
         a.output.parent.mkdir(parents=True, exist_ok=True)
         a.output.write_text(json.dumps(result, indent=2) + "\n")
