@@ -34,9 +34,11 @@ build() {  # build IMAGE ARGS...
   local log="$CACHE_DIR/images/build-$image.log" status=0
   podman build "${common[@]}" "$@" -t "localhost/qaflow/$image:$TAG" "$REPO" >"$log" 2>&1 || status=$?
   if ((status)) && grep -q "no space left on device" "$log"; then
-    # The scorer (PyPI's CUDA torch) needs ~20 GB while it builds, and old untagged images are
-    # what fills the disk: drop them (their layer cache goes too) and try once more.
-    echo "build of $image ran out of disk; removing untagged images and trying again" >&2
+    # The scorer (PyPI's CUDA torch) needs ~20 GB while it builds, and old images are what fill
+    # the disk: untagged ones, and the previous build of this very image (6.6 GB for the scorer),
+    # which the new one replaces anyway. Drop them (their layer cache goes too) and try once more.
+    echo "build of $image ran out of disk; removing untagged images and the previous $image:$TAG, then trying again" >&2
+    podman rmi -f "localhost/qaflow/$image:$TAG" >/dev/null 2>&1 || true
     podman image prune -f >/dev/null
     status=0
     podman build "${common[@]}" "$@" -t "localhost/qaflow/$image:$TAG" "$REPO" >"$log" 2>&1 || status=$?
