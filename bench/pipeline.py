@@ -476,6 +476,23 @@ def post_all_aiohttp(api_url: str, questions: list[dict[str, str]], clients: int
 
 
 def run_real(servers: Servers, dataset: Path, a: argparse.Namespace, profile: Profiler) -> dict[str, Any]:
+    """``qaflow run`` over the real servers. A run that stalls (no progress for 180 s: twice under
+    load, a consumer group assigned itself no partition of a just-created topic and never rejoined;
+    see docs/performance.md) is run once more on fresh topics, and the result says so
+    (``retried_after``: the stall's last line), so the table shows it rather than a failure."""
+    try:
+        return _run_real_once(servers, dataset, a, profile)
+    except RuntimeError as exc:
+        if "made no progress" not in str(exc):
+            raise
+        stall = str(exc).strip().splitlines()[-1]
+        print(f"run-real stalled ({stall}); running it once more on fresh topics", file=sys.stderr)
+        result = _run_real_once(servers, dataset, a, profile)
+        result["retried_after"] = stall
+        return result
+
+
+def _run_real_once(servers: Servers, dataset: Path, a: argparse.Namespace, profile: Profiler) -> dict[str, Any]:
     tag = f"run_{uuid.uuid4().hex[:6]}"
     store = servers.database(f"bench_{tag}")
     env = {**COMMON, "QAFLOW_TOPIC_PREFIX": f"bench-{tag}.", "QAFLOW_KAFKA_PARTITIONS": str(a.partitions),

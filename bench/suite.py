@@ -159,8 +159,9 @@ class Runner:
         rows = []
         for name, r in raw["scenarios"].items():
             ratio = f", {r['questions_per_s'] / base:.2f}x embedded" if base else ""
-            rows.append((f"{labels.get(name, name)}, {n} questions", f"{r['questions_per_s']} questions/s{ratio}",
-                         targets.get(name, "")))
+            retried = f" (run again after a stall: {r['retried_after']})" if r.get("retried_after") else ""
+            rows.append((f"{labels.get(name, name)}, {n} questions",
+                         f"{r['questions_per_s']} questions/s{ratio}{retried}", targets.get(name, "")))
         return {"rows": rows, "raw": raw}
 
     def scoring(self) -> dict[str, Any]:
