@@ -40,6 +40,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openloop
+import proctree
 
 
 def questions(n: int, seed: int) -> list[dict[str, Any]]:
@@ -73,29 +74,11 @@ PHASES = ("post-new", "post-repeat", "get")
 LOADGEN = "load generator"
 
 
-def _tree(root: int) -> list[int]:
-    """``root`` and its live descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
 def cpu_s(pids: Sequence[int], descendants: bool = True) -> float:
     """CPU seconds (user + system) of ``pids`` (and their live descendants), from /proc/<pid>/stat."""
     total = 0.0
     for root in pids:
-        for pid in _tree(root) if descendants else [root]:
+        for pid in proctree.tree(root) if descendants else [root]:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
@@ -112,7 +95,7 @@ def renice(pids: Sequence[int], nice: int) -> None:
     for root in pids:
         with contextlib.suppress(OSError):  # no autogroups (kernel option off or not built)
             Path(f"/proc/{root}/autogroup").write_text(str(nice))
-        for pid in _tree(root):
+        for pid in proctree.tree(root):
             for task in Path(f"/proc/{pid}/task").glob("*"):
                 try:
                     os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
@@ -124,7 +107,7 @@ def niceness(pids: Sequence[int]) -> list[int]:
     """The distinct nice values of every thread of ``pids`` and their descendants (checks :func:`renice`)."""
     values = set()
     for root in pids:
-        for pid in _tree(root):
+        for pid in proctree.tree(root):
             for task in Path(f"/proc/{pid}/task").glob("*"):
                 try:
                     values.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))

@@ -48,6 +48,9 @@ from qaflow.devstack.ports import free_port
 from qaflow.store import open_store
 from qaflow.store.base import WriteBatch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import proctree
+
 REFERENCE = "Rayleigh scattering of sunlight by the air favours short, blue wavelengths."
 GEVENT = "qaflow.services.web.gunicorn_worker.QaflowGeventWorker"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -63,23 +66,11 @@ def vegeta() -> str:
 
 def cpu_s(root: int) -> float:
     """CPU seconds of ``root`` and its live descendants, plus the exited children it reaped."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15 if pid == root else 13]) / CLK_TCK  # utime stime [cutime cstime]
-        todo.extend(children.get(pid, []))
+    total = 0.0
+    for pid in proctree.tree(root):
+        fields = proctree.stat_fields(pid)
+        if fields is not None:  # utime stime, and for the root also cutime cstime (its reaped children)
+            total += sum(int(f) for f in fields[11:15 if pid == root else 13]) / CLK_TCK
     return total
 
 

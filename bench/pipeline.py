@@ -385,55 +385,41 @@ def stored_status(store_url: str) -> dict[str, int]:
 
 def post_all(api_url: str, questions: list[dict[str, str]], clients: int) -> float:
     """POST every question with ``clients`` threads (one keep-alive session each); seconds taken."""
-    import requests
-
-    local = threading.local()
-    errors: list[str] = []
-
-    def post(q: dict[str, str]) -> None:
-        session = getattr(local, "s", None) or requests.Session()
-        local.s = session
-        for _ in range(5):
-            r = session.post(f"{api_url}/v1/questions", json=q, timeout=30)
-            if r.status_code in (200, 202):
-                return
-            time.sleep(0.2)
-        errors.append(f"{r.status_code} {r.text[:200]}")
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(post, questions))
-    if errors:
-        msg = f"{len(errors)} POSTs failed; first: {errors[0]}"
-        raise RuntimeError(msg)
-    return time.monotonic() - started
+    return _post_each(f"{api_url}/v1/questions", questions, clients, (200, 202), timeout_s=30, what="POSTs")
 
 
 def post_batches(api_url: str, questions: list[dict[str, str]], clients: int, size: int) -> float:
     """POST every question in batches of ``size`` to ``/v1/questions:batch`` with ``clients`` threads
     (one keep-alive session each); seconds taken. A batch answered other than 200 is sent again
     (its questions were released), at most 5 times."""
+    batches = [{"questions": questions[i:i + size]} for i in range(0, len(questions), size)]
+    return _post_each(f"{api_url}/v1/questions:batch", batches, clients, (200,), timeout_s=60, what="batch POSTs")
+
+
+def _post_each(url: str, bodies: Sequence[Any], clients: int, ok: tuple[int, ...], *, timeout_s: float,
+               what: str) -> float:
+    """POST each JSON body to ``url`` from ``clients`` threads, sending one again (at most 5 tries, 0.2 s
+    apart) while the answer is not in ``ok``; seconds taken. Raises RuntimeError naming the first failure."""
     import requests
 
     local = threading.local()
     errors: list[str] = []
-    batches = [questions[i:i + size] for i in range(0, len(questions), size)]
 
-    def post(batch: list[dict[str, str]]) -> None:
+    def post(body: Any) -> None:
         session = getattr(local, "s", None) or requests.Session()
         local.s = session
         for _ in range(5):
-            r = session.post(f"{api_url}/v1/questions:batch", json={"questions": batch}, timeout=60)
-            if r.status_code == 200:
+            r = session.post(url, json=body, timeout=timeout_s)
+            if r.status_code in ok:
                 return
             time.sleep(0.2)
         errors.append(f"{r.status_code} {r.text[:200]}")
 
     started = time.monotonic()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(post, batches))
+        list(pool.map(post, bodies))
     if errors:
-        msg = f"{len(errors)} batch POSTs failed; first: {errors[0]}"
+        msg = f"{len(errors)} {what} failed; first: {errors[0]}"
         raise RuntimeError(msg)
     return time.monotonic() - started
 
