@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from qaflow.bus.memory import MemoryBus
+from qaflow.devstack import KafkaServer
+from tests.conftest import _require
 
 
 @pytest.fixture
@@ -18,3 +21,13 @@ def bus(request: pytest.FixtureRequest) -> Iterator[MemoryBus]:
     b.start()
     yield b
     MemoryBus.reset(name)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[KafkaServer]:
+    """A Kafka broker of the test's own, for tests that stop it (the session's is shared)."""
+    server = KafkaServer(tmp_path / "kafka")
+    _require(server)
+    server.start()
+    yield server
+    server.stop()

@@ -6,7 +6,6 @@ and with its own Kafka broker stopped: the same fast 503 as the single POST (iss
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from qaflow.services.api.app import create_app
 from qaflow.services.api.metrics import SUBMISSIONS
 from qaflow.services.web.app import runtime
 from qaflow.store.base import WriteBatch
-from tests.conftest import _require
 from tests.services import test_api
 from tests.services.test_api import PROBLEM, REFERENCE, Client, Env, terminal
 
@@ -113,15 +111,6 @@ def test_a_batch_needs_the_api_key(env: Env) -> None:
 
 
 # --- Kafka down: a broker of its own (the session's is shared with other tests) ---
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[KafkaServer]:
-    server = KafkaServer(tmp_path / "kafka")
-    _require(server)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.integration

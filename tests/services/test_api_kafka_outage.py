@@ -11,14 +11,12 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from qaflow.devstack import KafkaServer
-from tests.conftest import _require
 from tests.services.test_api_gunicorn import Gunicorn
 
 pytestmark = pytest.mark.integration
@@ -26,15 +24,6 @@ pytestmark = pytest.mark.integration
 REFERENCE = "Rayleigh scattering of sunlight by the air favours short, blue wavelengths."
 ANSWER_BUDGET_S = 1.0  # the bar for a 503 (and a probe) while Kafka is down
 NOISE_S = 1.0  # extra allowed for the slowest single request: 2 cores shared by several test runs
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[KafkaServer]:
-    server = KafkaServer(tmp_path / "kafka")
-    _require(server)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _ask(url: str, title: str) -> tuple[requests.Response, float]:
