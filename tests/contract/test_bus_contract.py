@@ -160,6 +160,23 @@ def test_committed_offsets_are_honoured_by_the_next_consumer(harness: Harness) -
     assert sorted(values(again)) == sorted(expected)  # re-delivered, none skipped, no committed one repeated
 
 
+def test_read_since_reads_the_records_stamped_from_then_on_up_to_the_end(harness: Harness) -> None:
+    topic, other = harness.topic("tail", 3), harness.topic("tail_other", 1)
+    producer = harness.producer()
+    send(producer, topic, [(f"q{i}", f"old{i}") for i in range(20)])
+    time.sleep(0.05)  # ms timestamps: a clear gap between the two halves
+    since_ms = int(time.time() * 1000)
+    send(producer, topic, [(f"q{i}", f"new{i}") for i in range(30)])
+    send(producer, other, [("x", "other")])
+
+    got = list(harness.bus.read_since([topic, other, f"{harness.name}_missing"], since_ms))
+
+    assert sorted(values([r for r in got if r.topic == topic])) == sorted(f"new{i}" for i in range(30))
+    assert values([r for r in got if r.topic == other]) == ["other"]
+    assert all(r.timestamp_ms >= since_ms and r.key is not None for r in got)
+    assert list(harness.bus.read_since([topic], int(time.time() * 1000) + 60_000)) == []
+
+
 def test_two_consumers_of_a_group_split_the_partitions(harness: Harness) -> None:
     topic = harness.topic("split", 4)
     a = harness.consumer("g", topic)

@@ -8,12 +8,14 @@ backend honours (the contract suite in tests/contract checks them):
   durable, and raises if any failed;
 - a consumer reads from its group's committed offsets (earliest when none), and
   ``commit`` stores, per partition, the next offset to read. Records polled but not
-  committed are delivered again to the next consumer of the group.
+  committed are delivered again to the next consumer of the group;
+- ``read_since`` reads, outside any group, the records of some topics stamped at or after a
+  time (a stage rebuilding what it emitted before a crash).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,5 +75,7 @@ class Bus(Protocol):
     def producer(self, client_id: str = "qaflow") -> Producer: ...
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> Consumer: ...
+
+    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]: ...
 
     def close(self) -> None: ...

@@ -10,9 +10,10 @@ Tuning that tests need (short group sessions) goes through ``producer_options`` 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from qaflow.bus.base import Record
 from qaflow.core.errors import ConfigError, MissingExtraError
 from qaflow.core.settings import BackendSettings
 from qaflow.core.topics import TopicSpec
@@ -102,6 +103,14 @@ class KafkaBus:
         from qaflow.bus.kafka_admin import end_offsets
 
         return end_offsets(self._common, topic)
+
+    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]:
+        """The records of ``topics`` stamped at or after ``since_ms`` (ms since the epoch), up to
+        the ends as the read began (:func:`qaflow.bus.kafka_tail.read_since`)."""
+        require_kafka()
+        from qaflow.bus.kafka_tail import read_since
+
+        return read_since(self._common, topics, since_ms, timeout_s=self.settings.kafka_request_timeout_ms / 1000)
 
     def producer(self, client_id: str = "qaflow") -> KafkaBusProducer:
         require_kafka()

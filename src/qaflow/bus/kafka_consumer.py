@@ -15,12 +15,17 @@ A transport error out of ``poll`` (the broker restarting: ``KafkaConnectionError
 ``KafkaTimeoutError``, ``NodeNotReadyError``...) raises :class:`BusError` with kafka-python's
 own ``retriable`` flag, so the service loop waits and polls again instead of dying.
 ``partitions_lost`` counts evictions (the listener's ``on_partitions_lost``).
+
+Each commit's metadata string is the wall-clock time of the commit, in ms since the epoch
+(:func:`commit_stamp`); :meth:`committed_ms` reads it back, so a new owner of a partition
+knows from when on its previous owner may have emitted outputs it has not committed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +55,11 @@ REBALANCE_ERRORS = (
 
 
 RevokeHook = Callable[[set[Tp]], Mapping[Tp, int]]
+
+
+def commit_stamp() -> str:
+    """A commit's metadata: its wall-clock time, in ms since the epoch."""
+    return str(int(time.time() * 1000))
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -109,7 +119,8 @@ class KafkaBusConsumer:
             logger.warning("group %s: cannot commit %s before revocation; delivered again", self.group, offsets)
             return
         try:
-            await commit({TopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            stamp = commit_stamp()
+            await commit({TopicPartition(*tp): OffsetAndMetadata(off, stamp, -1) for tp, off in offsets.items()})
         except Exception as exc:  # logged; the records come again to the new owner
             logger.warning("group %s: commit of %s before revocation failed, delivered again: %s",
                            self.group, sorted(offsets.items()), exc)
@@ -151,7 +162,8 @@ class KafkaBusConsumer:
         if not offsets:
             return
         owned = self.assignment()
-        mine = {TopicPartition(*tp): OffsetAndMetadata(off, "", -1) for tp, off in offsets.items() if tp in owned}
+        stamp = commit_stamp()
+        mine = {TopicPartition(*tp): OffsetAndMetadata(off, stamp, -1) for tp, off in offsets.items() if tp in owned}
         revoked = sorted(set(offsets) - owned)
         try:
             if mine:
@@ -171,6 +183,23 @@ class KafkaBusConsumer:
                 "their new owner will deliver these records again"
             )
             raise CommitFailedError(msg, retriable=True)
+
+    def committed_ms(self, partitions: Sequence[Tp]) -> dict[Tp, int]:
+        """When the group last committed each of ``partitions`` (ms since the epoch, from the
+        commit's metadata, :func:`commit_stamp`); partitions never committed, or committed by a
+        client that wrote no time, are left out. Errors: :class:`BusError` (a blocking request
+        to the group coordinator)."""
+        out: dict[Tp, int] = {}
+        for tp in partitions:
+            try:
+                found = self.client.committed(TopicPartition(*tp), metadata=True)
+            except kerrors.KafkaError as exc:
+                msg = f"group {self.group}: reading the committed offset of {tp} failed: {exc}"
+                raise BusError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
+            stamp = getattr(found, "metadata", "") or ""
+            if stamp.isdigit():
+                out[tp] = int(stamp)
+        return out
 
     def pause(self, partitions: Sequence[Tp]) -> None:
         """Remembered across rebalances: a paused partition stays paused when it comes back."""

@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from qaflow.bus.base import Record
@@ -182,6 +182,14 @@ class MemoryBus:
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> MemoryConsumer:
         return MemoryConsumer(self.broker, group, topics)
+
+    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]:
+        """The records of ``topics`` stamped at or after ``since_ms`` (ms since the epoch), as
+        they are now; topics that do not exist are skipped."""
+        with self.broker.cond:
+            logs = [part for t in topics for part in self.broker.logs.get(t, [])]
+            found = [r for part in logs for r in part if r.timestamp_ms >= since_ms]
+        return iter(found)
 
     def end_offsets(self, topic: str) -> list[int]:
         with self.broker.cond:

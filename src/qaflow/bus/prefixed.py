@@ -4,7 +4,7 @@ broker sees ``<prefix><name>`` for topics and consumer groups alike. Lets severa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from qaflow.bus.base import Bus, Consumer, Producer, Record
@@ -94,6 +94,14 @@ class PrefixedConsumer:
 
         set_inner(inner_hook)
 
+    def committed_ms(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The inner consumer's commit times where it records them (Kafka), else none."""
+        inner = getattr(self.inner, "committed_ms", None)
+        if inner is None:
+            return {}
+        found = inner([self.names.tp_out(tp) for tp in partitions])
+        return {self.names.tp_back(tp): ms for tp, ms in found.items()}
+
     def connected(self) -> bool:
         check = getattr(self.inner, "connected", None)
         return True if check is None else bool(check())
@@ -113,6 +121,10 @@ class PrefixedBus:
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         self.inner.ensure_topics([replace(s, name=self.names.out(s.name)) for s in specs])
+
+    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]:
+        for r in self.inner.read_since([self.names.out(t) for t in topics], since_ms):
+            yield replace(r, topic=self.names.back(r.topic))
 
     def producer(self, client_id: str = "qaflow") -> PrefixedProducer:
         return PrefixedProducer(self.inner.producer(client_id), self.names)

@@ -11,6 +11,14 @@ rebalance re-delivers at most the records of one interval (at least once; the st
 idempotent); offsets already acknowledged but not yet committed are committed before a
 rebalance moves their partitions (``take_uncommitted``).
 
+A stage whose duplicate check lives in memory (the score-worker) passes ``restore``: before
+the first records of a partition newly assigned to it are handled, ``restore(since_ms)`` is
+called with the earliest wall-clock time (ms since the epoch) at which a previous owner may
+have emitted outputs for records after the committed offset: the later of the first record's
+timestamp and the last commit's (``committed_ms``, Kafka), less :data:`RESTORE_MARGIN_MS`.
+The stage reads its own outputs from then on (``Bus.read_since``) and folds them in, so
+re-delivered records are dropped as duplicates (:mod:`qaflow.core.score_restore`).
+
 Failure handling (docs/architecture.md, "Failure handling"):
 
 - handling a record that raises is classified by :func:`qaflow.core.faults.classify`. A
@@ -42,6 +50,9 @@ from qaflow.pipeline.isolation import bare_dead_letter, handling_dead_letter
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_S = KEEPALIVE_MAX_S  # default; services derive it from max.poll.interval.ms
+# Clock skew between hosts and one commit interval (an I/O-thread commit before a revocation
+# may leave later records sent a little before its time), with room to spare.
+RESTORE_MARGIN_MS = 30_000
 
 Decoded = tuple[Record, Any]
 
@@ -102,6 +113,7 @@ class Worker:
         policy: FaultPolicy | None = None,
         stop: threading.Event | None = None,
         commit_interval_s: float = 0.0,
+        restore: Callable[[int], None] | None = None,
     ) -> None:
         self.stage = stage
         self.consumer = consumer
@@ -129,6 +141,10 @@ class Worker:
         self._uncommitted: dict[tuple[str, int], int] = {}
         self._uncommitted_lock = threading.Lock()  # the revocation hook runs on the bus's I/O thread
         self._last_commit = time.monotonic()
+        self.restore = restore
+        self._restored: set[tuple[str, int]] = set()  # partitions whose outputs were folded in
+        self._covered: dict[tuple[str, int], int] = {}  # owned partition -> earliest restore read since
+        self.restores = 0
 
     @property
     def idle(self) -> bool:
@@ -156,6 +172,8 @@ class Worker:
         if not records:
             self.checkpoint()
             return 0
+        if self.restore is not None:
+            self._restore_before(records)
         ok, bad = decode_records(records, self.stage)
         if self.inline_dead_letters:
             ok.extend((rec, out.message) for rec, out in zip(records, bad, strict=False))
@@ -173,6 +191,43 @@ class Worker:
         if undone:
             self._back_off()
         return len(records)
+
+    def _restore_before(self, records: Sequence[Record]) -> None:
+        """Call ``restore`` for the partitions these records come from that were not restored
+        since they were assigned. One read covers every partition owned when it ran, for any
+        later need from the same time on (a previous owner emitted everything before this
+        assignment), so a later partition may need no read. A failure puts the records back
+        (they are polled again) and raises."""
+        assert self.restore is not None
+        with self._uncommitted_lock:
+            owned = self.consumer.assignment()
+            self._restored &= owned
+            self._covered = {tp: since for tp, since in self._covered.items() if tp in owned}
+            fresh = {r.tp for r in records} - self._restored
+        if not fresh:
+            return
+        first: dict[tuple[str, int], int] = {}
+        for r in records:
+            if r.tp in fresh:
+                first[r.tp] = min(first.get(r.tp, r.timestamp_ms), r.timestamp_ms)
+        try:
+            read_stamps = getattr(self.consumer, "committed_ms", None)
+            stamps: dict[tuple[str, int], int] = read_stamps(sorted(fresh)) if read_stamps else {}
+            need = {tp: max(first[tp], stamps.get(tp, 0)) - RESTORE_MARGIN_MS for tp in fresh}
+            todo = [tp for tp in fresh if tp not in self._covered or self._covered[tp] > need[tp]]
+            if todo:
+                since = min(need[tp] for tp in todo)
+                self.restore(since)
+                self.restores += 1
+                with self._uncommitted_lock:
+                    for tp in owned:
+                        self._covered[tp] = min(self._covered.get(tp, since), since)
+        except BusError:
+            for tp, offset in first_offsets(records).items():
+                self.consumer.seek(tp, offset)
+            raise
+        with self._uncommitted_lock:
+            self._restored |= fresh
 
     # -- isolation ---------------------------------------------------------------------------
     def _handle(self, batch: list[Decoded]) -> tuple[list[Output], list[Record]]:
@@ -347,6 +402,9 @@ class Worker:
         forgotten here): the consumer commits them while it still owns the partitions, before
         a rebalance moves them (``KafkaBusConsumer.set_revoke_hook``)."""
         with self._uncommitted_lock:
+            self._restored -= partitions  # if they come back, a crash elsewhere may lie between
+            for tp in partitions:
+                self._covered.pop(tp, None)
             return {tp: self._uncommitted.pop(tp) for tp in partitions if tp in self._uncommitted}
 
     def commit_pending(self) -> None:

@@ -2,8 +2,9 @@
 
 The per-question state (last routed generation, best attempt, terminal marker) lives in
 memory. Messages carry their best attempt, so a restart loses only the duplicate check for
-questions in flight: a re-delivered answer may then be routed again, and the store's
-upserts (results by question, attempts by question and generation) absorb the repeat.
+questions in flight; it is rebuilt from the stage's own outputs since the last commit
+(:mod:`qaflow.core.score_restore`) before the re-delivered answers are handled, so they are
+dropped instead of ending their question twice.
 
 Its own part (scorer, metrics) is :mod:`qaflow.services.score_worker.handler`.
 """

@@ -1,7 +1,10 @@
 """The score-worker's own part: the scorer, batched scoring and routing, and its metrics.
 
 Built by :func:`qaflow.services.service.run_service` from :data:`qaflow.core.topology.SCORE`.
-The per-question state lives in memory (see the package's ``__main__``).
+The per-question state lives in memory (see the package's ``__main__``); before the first
+answers of newly assigned partitions are handled, it is rebuilt from the stage's own recent
+outputs (:mod:`qaflow.core.score_restore`), so answers re-delivered after a crash are dropped
+as duplicates instead of ending their question a second time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from qaflow.core import topics
 from qaflow.core.messages import ScoreRecord
 from qaflow.core.outputs import Output
+from qaflow.core.score_restore import RESTORE_TOPICS, fold_outputs
 from qaflow.core.score_step import GatePolicy
 from qaflow.pipeline.score import ScoreStage
 from qaflow.pipeline.worker import Decoded, Worker
@@ -30,6 +34,9 @@ BATCH_SIZE = Histogram(
     "qaflow_score_batch_size", "Answers per scored batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 TRACKED = Gauge("qaflow_score_tracked_questions", "Questions whose state is held in memory.")
+RESTORED = Counter("qaflow_score_restored_total", "Questions whose state was rebuilt from the stage's own outputs.",
+                   ["as"])
+RESTORE_SECONDS = Histogram("qaflow_score_restore_seconds", "Time to read and fold the outputs at an assignment.")
 ROUTES = {topics.RESULTS: "result", topics.QUESTIONS: "regenerate"}
 
 
@@ -54,6 +61,20 @@ def build(ctx: ServiceContext) -> Built:
                 SCORES.observe(o.message.score)
         return out
 
+    def restore(since_ms: int) -> None:
+        started = time.perf_counter()
+        outputs = ((r.topic, r.key, r.value) for r in ctx.bus.read_since(RESTORE_TOPICS, since_ms))
+        stats = fold_outputs(stage.state, outputs)
+        took = time.perf_counter() - started
+        RESTORE_SECONDS.observe(took)
+        RESTORED.labels("ended").inc(stats.ended)
+        RESTORED.labels("advanced").inc(stats.advanced)
+        logger.info(
+            "duplicate check rebuilt from %d output record(s) since %d ms: %d question(s) ended, %d advanced, "
+            "%d undecodable skipped (%.2f s)",
+            stats.records, since_ms, stats.ended, stats.advanced, stats.skipped, took,
+        )
+
     worker = Worker(
         ctx.stage.label,
         ctx.consumer(),
@@ -62,6 +83,7 @@ def build(ctx: ServiceContext) -> Built:
         max_records=s.scorer_batch_size,
         policy=ctx.policy,
         stop=ctx.stop,
+        restore=restore,
     )
     ctx.probes.details["scorer"] = s.scorer
     logger.info(
