@@ -63,3 +63,25 @@ def test_failure_reasons_count_failed_questions_by_error_most_common_first(store
     assert store.failure_reasons([question_id("f0"), question_id("ok")]) == [("connection refused", 1)]
     assert store.failure_reasons([question_id("ok")]) == []
     assert store.failure_reasons([]) == []
+
+
+def _plan(store: SqlStore, sql: str, params: list[object]) -> str:
+    """The plan of ``sql`` as text; on PostgreSQL with sequential scans off, so the planner takes an
+    index whenever one serves (a table of a few rows would be scanned otherwise)."""
+    with store.transaction() as conn:
+        cur = conn.cursor()
+        if store.dialect.param == "?":
+            cur.execute("EXPLAIN QUERY PLAN " + sql, params)
+        else:
+            cur.execute("SET LOCAL enable_seqscan = off")
+            cur.execute("EXPLAIN " + store._q(sql), params)
+        return " ".join(str(r[-1]) for r in cur.fetchall())
+
+
+def test_the_newest_questions_are_found_by_index_not_by_sorting_the_table(store: SqlStore) -> None:
+    for i in range(50):
+        store.record_question(submitted(f"q{i}", 1_700_000_000.0 + i, run_id=f"r{i % 3}"))
+    newest = "SELECT question_id FROM questions ORDER BY submitted_at DESC LIMIT ?"
+    of_run = "SELECT question_id FROM questions WHERE run_id = ? ORDER BY submitted_at DESC LIMIT ?"
+    assert "questions_submitted_at" in _plan(store, newest, [5])
+    assert "questions_run_submitted_at" in _plan(store, of_run, ["r1", 5])

@@ -117,4 +117,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX IF NOT EXISTS llm_calls_finished_at ON llm_calls (finished_at)",
         ],
     ),
+    (
+        5,
+        "index questions by submission time, of any run and of one run (qaflow trace --list, run summaries)",
+        [
+            "CREATE INDEX IF NOT EXISTS questions_submitted_at ON questions (submitted_at)",
+            "CREATE INDEX IF NOT EXISTS questions_run_submitted_at ON questions (run_id, submitted_at)",
+        ],
+    ),
 ]
