@@ -160,7 +160,7 @@ def test_committed_offsets_are_honoured_by_the_next_consumer(harness: Harness) -
     assert sorted(values(again)) == sorted(expected)  # re-delivered, none skipped, no committed one repeated
 
 
-def test_read_since_reads_the_records_stamped_from_then_on_up_to_the_end(harness: Harness) -> None:
+def test_read_since_reads_the_records_stamped_from_then_on_up_to_the_end_or_a_bound(harness: Harness) -> None:
     topic, other = harness.topic("tail", 3), harness.topic("tail_other", 1)
     producer = harness.producer()
     send(producer, topic, [(f"q{i}", f"old{i}") for i in range(20)])
@@ -168,11 +168,18 @@ def test_read_since_reads_the_records_stamped_from_then_on_up_to_the_end(harness
     since_ms = int(time.time() * 1000)
     send(producer, topic, [(f"q{i}", f"new{i}") for i in range(30)])
     send(producer, other, [("x", "other")])
+    time.sleep(0.05)
+    until_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+    send(producer, topic, [(f"q{i}", f"later{i}") for i in range(10)])
 
     got = list(harness.bus.read_since([topic, other, f"{harness.name}_missing"], since_ms))
+    bounded = list(harness.bus.read_since([topic], since_ms, until_ms))
 
-    assert sorted(values([r for r in got if r.topic == topic])) == sorted(f"new{i}" for i in range(30))
+    assert sorted(values([r for r in got if r.topic == topic])) == sorted(
+        [f"new{i}" for i in range(30)] + [f"later{i}" for i in range(10)])
     assert values([r for r in got if r.topic == other]) == ["other"]
+    assert sorted(values(bounded)) == sorted(f"new{i}" for i in range(30))
     assert all(r.timestamp_ms >= since_ms and r.key is not None for r in got)
     assert list(harness.bus.read_since([topic], int(time.time() * 1000) + 60_000)) == []
 

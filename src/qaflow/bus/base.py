@@ -9,8 +9,8 @@ backend honours (the contract suite in tests/contract checks them):
 - a consumer reads from its group's committed offsets (earliest when none), and
   ``commit`` stores, per partition, the next offset to read. Records polled but not
   committed are delivered again to the next consumer of the group;
-- ``read_since`` reads, outside any group, the records of some topics stamped at or after a
-  time (a stage rebuilding what it emitted before a crash).
+- ``read_since`` reads, outside any group, the records of some topics stamped from one time
+  (to another, when given; a stage rebuilding what it emitted before a crash).
 """
 
 from __future__ import annotations
@@ -76,6 +76,6 @@ class Bus(Protocol):
 
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> Consumer: ...
 
-    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]: ...
+    def read_since(self, topics: Sequence[str], since_ms: int, until_ms: int | None = None) -> Iterator[Record]: ...
 
     def close(self) -> None: ...

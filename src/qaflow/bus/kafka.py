@@ -104,13 +104,15 @@ class KafkaBus:
 
         return end_offsets(self._common, topic)
 
-    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]:
-        """The records of ``topics`` stamped at or after ``since_ms`` (ms since the epoch), up to
-        the ends as the read began (:func:`qaflow.bus.kafka_tail.read_since`)."""
+    def read_since(self, topics: Sequence[str], since_ms: int, until_ms: int | None = None) -> Iterator[Record]:
+        """The records of ``topics`` from the first stamped at or after ``since_ms`` (ms since the
+        epoch) to the ends as the read began, or to the first stamped after ``until_ms``
+        (:func:`qaflow.bus.kafka_tail.read_since`)."""
         require_kafka()
         from qaflow.bus.kafka_tail import read_since
 
-        return read_since(self._common, topics, since_ms, timeout_s=self.settings.kafka_request_timeout_ms / 1000)
+        return read_since(self._common, topics, since_ms, until_ms,
+                          timeout_s=self.settings.kafka_request_timeout_ms / 1000)
 
     def producer(self, client_id: str = "qaflow") -> KafkaBusProducer:
         require_kafka()

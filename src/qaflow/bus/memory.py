@@ -183,12 +183,13 @@ class MemoryBus:
     def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> MemoryConsumer:
         return MemoryConsumer(self.broker, group, topics)
 
-    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]:
-        """The records of ``topics`` stamped at or after ``since_ms`` (ms since the epoch), as
-        they are now; topics that do not exist are skipped."""
+    def read_since(self, topics: Sequence[str], since_ms: int, until_ms: int | None = None) -> Iterator[Record]:
+        """The records of ``topics`` stamped from ``since_ms`` to ``until_ms`` (ms since the epoch,
+        both included; no upper bound when None), as they are now; missing topics are skipped."""
+        top = until_ms if until_ms is not None else float("inf")
         with self.broker.cond:
             logs = [part for t in topics for part in self.broker.logs.get(t, [])]
-            found = [r for part in logs for r in part if r.timestamp_ms >= since_ms]
+            found = [r for part in logs for r in part if since_ms <= r.timestamp_ms <= top]
         return iter(found)
 
     def end_offsets(self, topic: str) -> list[int]:

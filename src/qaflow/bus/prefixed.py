@@ -122,8 +122,8 @@ class PrefixedBus:
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         self.inner.ensure_topics([replace(s, name=self.names.out(s.name)) for s in specs])
 
-    def read_since(self, topics: Sequence[str], since_ms: int) -> Iterator[Record]:
-        for r in self.inner.read_since([self.names.out(t) for t in topics], since_ms):
+    def read_since(self, topics: Sequence[str], since_ms: int, until_ms: int | None = None) -> Iterator[Record]:
+        for r in self.inner.read_since([self.names.out(t) for t in topics], since_ms, until_ms):
             yield replace(r, topic=self.names.back(r.topic))
 
     def producer(self, client_id: str = "qaflow") -> PrefixedProducer:

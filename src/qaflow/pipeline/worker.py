@@ -12,10 +12,12 @@ idempotent); offsets already acknowledged but not yet committed are committed be
 rebalance moves their partitions (``take_uncommitted``).
 
 A stage whose duplicate check lives in memory (the score-worker) passes ``restore``: before
-the first records of a partition newly assigned to it are handled, ``restore(since_ms)`` is
-called with the earliest wall-clock time (ms since the epoch) at which a previous owner may
-have emitted outputs for records after the committed offset: the later of the first record's
-timestamp and the last commit's (``committed_ms``, Kafka), less :data:`RESTORE_MARGIN_MS`.
+the first records of a partition newly assigned to it are handled, ``restore(since_ms,
+last_commit_ms)`` is called with the earliest wall-clock time (ms since the epoch) at which a
+previous owner may have emitted outputs for records after the committed offset (the later of
+the first record's timestamp and the last commit's, ``committed_ms`` on Kafka, less
+:data:`RESTORE_MARGIN_MS`) and the latest of those commits' times (``None`` when a partition
+was never committed with a time: then nothing bounds the previous owner's outputs from above).
 The stage reads its own outputs from then on (``Bus.read_since``) and folds them in, so
 re-delivered records are dropped as duplicates (:mod:`qaflow.core.score_restore`).
 
@@ -113,7 +115,7 @@ class Worker:
         policy: FaultPolicy | None = None,
         stop: threading.Event | None = None,
         commit_interval_s: float = 0.0,
-        restore: Callable[[int], None] | None = None,
+        restore: Callable[[int, int | None], None] | None = None,
     ) -> None:
         self.stage = stage
         self.consumer = consumer
@@ -217,7 +219,8 @@ class Worker:
             todo = [tp for tp in fresh if tp not in self._covered or self._covered[tp] > need[tp]]
             if todo:
                 since = min(need[tp] for tp in todo)
-                self.restore(since)
+                last_commit = max(stamps[tp] for tp in todo) if all(tp in stamps for tp in todo) else None
+                self.restore(since, last_commit)
                 self.restores += 1
                 with self._uncommitted_lock:
                     for tp in owned:

@@ -20,7 +20,7 @@ from qaflow.core.outputs import Output
 from qaflow.core.score_restore import RESTORE_TOPICS, fold_outputs
 from qaflow.core.score_step import GatePolicy
 from qaflow.pipeline.score import ScoreStage
-from qaflow.pipeline.worker import Decoded, Worker
+from qaflow.pipeline.worker import RESTORE_MARGIN_MS, Decoded, Worker
 from qaflow.scoring import make_scorer
 from qaflow.services.service import Built, ServiceContext
 
@@ -61,18 +61,25 @@ def build(ctx: ServiceContext) -> Built:
                 SCORES.observe(o.message.score)
         return out
 
-    def restore(since_ms: int) -> None:
+    # A previous owner that committed at T emitted nothing for uncommitted records later than its
+    # next commit was due, or its eviction: T + the commit interval + max.poll.interval.ms.
+    horizon_ms = s.commit_interval_ms + s.kafka_max_poll_interval_ms + RESTORE_MARGIN_MS
+
+    def restore(since_ms: int, last_commit_ms: int | None) -> None:
         started = time.perf_counter()
-        outputs = ((r.topic, r.key, r.value) for r in ctx.bus.read_since(RESTORE_TOPICS, since_ms))
+        until_ms = None if last_commit_ms is None else last_commit_ms + horizon_ms
+        records = ctx.bus.read_since(RESTORE_TOPICS, since_ms, until_ms)
+        outputs = ((r.topic, r.key, r.value) for r in records)
         stats = fold_outputs(stage.state, outputs)
         took = time.perf_counter() - started
         RESTORE_SECONDS.observe(took)
         RESTORED.labels("ended").inc(stats.ended)
         RESTORED.labels("advanced").inc(stats.advanced)
         logger.info(
-            "duplicate check rebuilt from %d output record(s) since %d ms: %d question(s) ended, %d advanced, "
-            "%d undecodable skipped (%.2f s)",
-            stats.records, since_ms, stats.ended, stats.advanced, stats.skipped, took,
+            "duplicate check rebuilt from %d output record(s) stamped %d-%s ms: %d question(s) ended, "
+            "%d advanced, %d undecodable skipped (%.2f s)",
+            stats.records, since_ms, "now" if until_ms is None else until_ms, stats.ended, stats.advanced,
+            stats.skipped, took,
         )
 
     worker = Worker(
