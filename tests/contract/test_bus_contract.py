@@ -11,7 +11,7 @@ import pytest
 
 from qaflow.bus.base import Consumer, Producer, Record
 from qaflow.bus.memory import MemoryBus
-from qaflow.core.errors import CommitFailedError
+from qaflow.core.errors import BusError, CommitFailedError
 from qaflow.core.offsets import TopicPartition
 from qaflow.core.settings import BackendSettings
 from qaflow.core.topics import TopicSpec
@@ -308,6 +308,10 @@ def test_kafka_commit_after_losing_the_partitions_is_refused_and_retriable(
             slow.commit({r.tp: r.offset + 1 for r in polled})
         assert refused.value.retriable, str(refused.value)
         assert sorted(values(taken)) == sorted(values(polled))
+        try:  # the evicted member polls again: it rejoins, or says so with an error a service retries
+            slow.poll(1.0)
+        except BusError as exc:
+            assert exc.retriable, str(exc)
     finally:
         harness.close()
 

@@ -187,8 +187,11 @@ class RdKafkaConsumer:
         return out
 
     def _raise(self, error: KafkaError) -> NoReturn:
+        # Retriable too: the broker down, and the member out of the group (_MAX_POLL_EXCEEDED after a
+        # long pause: librdkafka rejoins at the next poll, as kafka-python does).
         msg = f"group {self.group}: poll failed: {error.name()}: {error.str()}"
-        raise BusError(msg, retriable=error.retriable() or error.code() in DOWN_ERRORS)
+        code = error.code()
+        raise BusError(msg, retriable=error.retriable() or code in DOWN_ERRORS or code in REBALANCE_ERRORS)
 
     def commit(self, offsets: Mapping[Tp, int]) -> None:
         if not offsets:
