@@ -181,7 +181,7 @@ class BackendSettings(_Group):
     kafka_client: Literal["kafka-python", "confluent-kafka"] = Field(
         "kafka-python",
         description="Kafka client library behind kafka:// URLs: kafka-python (default; the chaos suite runs on it) "
-        "or confluent-kafka (librdkafka: about a fifth of the client CPU, docs/operations.md).",
+        "or confluent-kafka (librdkafka: about a fifth of the client CPU; docs/architecture.md).",
     )
 
     @model_validator(mode="after")
