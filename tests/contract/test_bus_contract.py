@@ -526,3 +526,30 @@ def test_kafka_wait_delivered_raises_when_the_callers_record_failed(kafka_bootst
     finally:
         producer.close()
     assert bus.end_offsets(topic) == [2]
+
+
+@pytest.mark.integration
+def test_confluent_send_waits_at_most_max_block_ms_for_a_full_queue(kafka_bootstrap: str, unique_name: str) -> None:
+    """librdkafka's ``produce`` raises at once when its queue is full; ``send`` serves delivery
+    reports and tries again for at most ``max_block_ms`` (QAFLOW_KAFKA_MAX_BLOCK_MS), then raises a
+    retriable DeliveryError, as kafka-python's send does when its buffer stays full."""
+    from qaflow.core.errors import DeliveryError
+
+    options = {"queue_buffering_max_messages": 1, "linger_ms": 5000, "max_block_ms": 300}
+    bus = kafka_bus(kafka_bootstrap, "confluent-kafka", producer_options=options)
+    bus.start()
+    topic = f"{unique_name}_full"
+    bus.ensure_topics([TopicSpec(topic, 1, 3_600_000)])
+    producer = bus.producer()
+    producer.start()
+    try:
+        producer.send(topic, "first", b"x")  # waits 5 s in the queue (linger)
+        began = time.monotonic()
+        with pytest.raises(DeliveryError, match="queue stayed full") as full:
+            producer.send(topic, "second", b"x")
+        assert 0.25 < time.monotonic() - began < 2.0
+        assert full.value.retriable
+        producer.flush(10)  # the first still goes out
+    finally:
+        producer.close()
+    assert bus.end_offsets(topic) == [1]
