@@ -207,8 +207,10 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
     with tempfile.TemporaryDirectory(prefix="qaflow-bench-api-", dir=workdir, ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         log("starting the api and the pipeline services (offline LLM at 0 ms, lexical scorer)")
+        # QAFLOW_KAFKA_CLIENT of this process reaches every service: one run per Kafka client
+        client = {k: v for k, v in os.environ.items() if k == "QAFLOW_KAFKA_CLIENT"}
         running = start_services(root, urls, llm="offline", scorer="lexical",
-                                 extra_env={"QAFLOW_LLM_SIM_LATENCY_MS": "0", "QAFLOW_LOG_LEVEL": "warning"})
+                                 extra_env={"QAFLOW_LLM_SIM_LATENCY_MS": "0", "QAFLOW_LOG_LEVEL": "warning", **client})
         dev_services.save(root, running)
         try:
             api = running["api"]["url"].rstrip("/")

@@ -66,6 +66,8 @@ STACK_CONFIG = {
     "QAFLOW_RETRY_OVERLOAD_BASE_S": "0.1",
     "QAFLOW_RETRY_OVERLOAD_CAP_S": "0.5",
     "QAFLOW_SCORER_BATCH_SIZE": "32",
+    # QAFLOW_KAFKA_CLIENT of the test run reaches the stack: the suite on confluent-kafka
+    **{k: v for k, v in os.environ.items() if k == "QAFLOW_KAFKA_CLIENT"},
 }
 SERVERS = ("kafka", "postgres", "redis")
 

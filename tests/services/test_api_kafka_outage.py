@@ -18,6 +18,7 @@ import requests
 
 from qaflow.devstack import KafkaServer
 from tests.services.test_api_gunicorn import Gunicorn
+from tests.services.test_workers_processes import KAFKA_CLIENT
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,8 @@ def _ask(url: str, title: str) -> tuple[requests.Response, float]:
 def test_kafka_outage_is_a_fast_503_and_probes_keep_answering(broker: KafkaServer, tmp_path: Path,
                                                                unique_name: str, producer_env: dict[str, str]) -> None:
     env = {"QAFLOW_BUS_URL": f"kafka://{broker.bootstrap}", "QAFLOW_STORE_URL": f"sqlite:///{tmp_path / 'qa.db'}",
-           "QAFLOW_CACHE_URL": "memory://", "QAFLOW_TOPIC_PREFIX": f"{unique_name}.", **producer_env}
+           "QAFLOW_CACHE_URL": "memory://", "QAFLOW_TOPIC_PREFIX": f"{unique_name}.", **producer_env,
+           **KAFKA_CLIENT}
     api = Gunicorn("api", env, tmp_path, "--workers", "1")
     try:
         api.start(ready_path="/readyz", timeout_s=90)

@@ -8,6 +8,7 @@ import pytest
 
 from qaflow.bus.kafka import KafkaBus
 from qaflow.bus.kafka_producer import DEFAULTS, KafkaBusProducer
+from qaflow.bus.rdkafka_producer import RdKafkaProducer
 from qaflow.core.settings import ApiSettings
 from qaflow.services.api.app import create_app
 from qaflow.services.api.backends import LINGER_MS
@@ -16,10 +17,11 @@ from qaflow.services.web.app import runtime
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_the_api_producer_does_not_linger(pg_url: str, redis_url: str, kafka_bootstrap: str,
-                                          unique_name: str) -> None:
+                                          unique_name: str, client: str) -> None:
     settings = ApiSettings(bus_url=f"kafka://{kafka_bootstrap}", store_url=pg_url, cache_url=redis_url,
-                           topic_prefix=f"{unique_name}.")
+                           topic_prefix=f"{unique_name}.", kafka_client=client)
     app = create_app(settings)
     backends = runtime(app)
     backends.warm_up()
@@ -29,12 +31,16 @@ def test_the_api_producer_does_not_linger(pg_url: str, redis_url: str, kafka_boo
         assert response.status_code == 202, response.get_data(as_text=True)
         inner = backends._producer.inner
         kafka_producer = getattr(inner, "inner", inner)
-        assert isinstance(kafka_producer, KafkaBusProducer)
-        assert kafka_producer.client.config["linger_ms"] == LINGER_MS == 0
+        if client == "kafka-python":
+            assert isinstance(kafka_producer, KafkaBusProducer)
+            assert kafka_producer.client.config["linger_ms"] == LINGER_MS == 0
+        else:
+            assert isinstance(kafka_producer, RdKafkaProducer)
+            assert kafka_producer.config["linger.ms"] == LINGER_MS == 0
     finally:
         backends.close()
-    other = KafkaBus(f"kafka://{kafka_bootstrap}").producer()
-    assert other.config["linger_ms"] == DEFAULTS["linger_ms"] == 5
+    other = KafkaBus(f"kafka://{kafka_bootstrap}", settings.model_copy(update={"topic_prefix": ""})).producer()
+    assert other.config["linger_ms" if client == "kafka-python" else "linger.ms"] == DEFAULTS["linger_ms"] == 5
 
 
 def test_linger_is_set_before_start_only(kafka_bootstrap: str) -> None:

@@ -64,8 +64,9 @@ def test_a_score_worker_killed_before_its_commit_ends_no_question_twice(
             harness.send(topics.ANSWERS, a.question_id, a.encode())
         first = harness.start("score-worker", **env)
         wait_for("the second batch held", held.is_set, [first])
-        out = harness.collect([topics.RESULTS], lambda got: len(got) >= BATCH, 30)
-        assert len(out) == BATCH, "the first batch's results are on qa.results"
+        first_batch = calls[0]  # up to BATCH: a client may hand over one partition's records first
+        out = harness.collect([topics.RESULTS], lambda got: len(got) >= first_batch, 30)
+        assert len(out) == first_batch, "the first batch's results are on qa.results"
         assert committed(kafka_bootstrap, f"{unique_name}.qaflow-score") == {}, "nothing committed yet"
         assert first.pid is not None
         os.kill(first.pid, signal.SIGKILL)
@@ -76,11 +77,11 @@ def test_a_score_worker_killed_before_its_commit_ends_no_question_twice(
         seen = harness.collect([topics.RESULTS], lambda got: {r.key for r in got} >= ids, 60)
         assert {r.key for r in seen} == ids
         wait_for("the re-delivered answers dropped", timeout_s=30, check=
-                 lambda: metric(second.url, "qaflow_score_duplicates_total") >= BATCH, procs=[second])
+                 lambda: metric(second.url, "qaflow_score_duplicates_total") >= first_batch, procs=[second])
         time.sleep(1.0)  # anything routed twice would be on the topic by now
         ends = Counter(r.key for r in harness.collect([topics.RESULTS], lambda got: False, 3))
         assert sorted(ends.values()) == [1] * len(ids), f"questions ended more than once: {ends}"
-        assert metric(second.url, "qaflow_score_restored_total", **{"as": "ended"}) >= BATCH
+        assert metric(second.url, "qaflow_score_restored_total", **{"as": "ended"}) >= first_batch
     finally:
         release.set()
         server.shutdown()

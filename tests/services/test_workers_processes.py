@@ -3,6 +3,7 @@ against a real Kafka (a topic prefix per test) and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter
@@ -28,7 +29,10 @@ from qaflow.llm.fake_server import FakeLlmServer
 pytestmark = pytest.mark.integration
 
 REFERENCE = "Sunlight scatters off the molecules of the air, and blue light scatters the most."
-FAST = {"QAFLOW_LOG_FORMAT": "text", "QAFLOW_SHUTDOWN_GRACE_S": "10"}
+# QAFLOW_KAFKA_CLIENT in the test run's environment reaches the services (the harness passes on no
+# other QAFLOW_* variable): `QAFLOW_KAFKA_CLIENT=confluent-kafka pytest tests/services` runs them on it.
+KAFKA_CLIENT = {k: v for k, v in os.environ.items() if k == "QAFLOW_KAFKA_CLIENT"}
+FAST = {"QAFLOW_LOG_FORMAT": "text", "QAFLOW_SHUTDOWN_GRACE_S": "10", **KAFKA_CLIENT}
 
 
 class Harness:

@@ -1,6 +1,9 @@
-"""``kafka://host:port[,host:port]``: the bus on Apache Kafka, through kafka-python.
+"""``kafka://host:port[,host:port]``: the bus on Apache Kafka, through kafka-python or, with
+``QAFLOW_KAFKA_CLIENT=confluent-kafka``, through confluent-kafka (librdkafka: the ``rdkafka_*``
+modules, :class:`qaflow.bus.rdkafka.RdKafkaClients`). Both honour the same contract
+(tests/contract/test_bus_contract.py runs on each).
 
-The kafka package is imported lazily (``start()``, ``producer()``, ``consumer()``), so
+The client package is imported lazily (``start()``, ``producer()``, ``consumer()``), so
 this module loads without it and a missing extra fails with the exact install command.
 
 Tuning that tests need (short group sessions) goes through ``producer_options`` /
@@ -21,6 +24,9 @@ from qaflow.core.topics import TopicSpec
 if TYPE_CHECKING:
     from qaflow.bus.kafka_consumer import KafkaBusConsumer
     from qaflow.bus.kafka_producer import KafkaBusProducer
+    from qaflow.bus.rdkafka import RdKafkaClients
+    from qaflow.bus.rdkafka_consumer import RdKafkaConsumer
+    from qaflow.bus.rdkafka_producer import RdKafkaProducer
 
 DEFAULT_PORT = 9092
 # Consumer fetches (kafka-python's defaults: 1 byte, 500 ms). A question record is about 0.5-1 KB.
@@ -28,12 +34,12 @@ FETCH_MIN_BYTES = 64 * 1024
 FETCH_MAX_WAIT_MS = 100  # 20 ms made every idle consumer fetch 50 times a second
 
 
-def require_kafka() -> None:
+def require_kafka(client: str = "kafka-python") -> None:
+    """Fail with the exact install command when the chosen client library is missing."""
     try:
-        importlib.import_module("kafka")
+        importlib.import_module("confluent_kafka" if client == "confluent-kafka" else "kafka")
     except ImportError as exc:
-        msg = "kafka-python"
-        raise MissingExtraError(msg, "kafka") from exc
+        raise MissingExtraError(client, "kafka") from exc
 
 
 def parse_url(url: str) -> list[str]:
@@ -84,14 +90,21 @@ class KafkaBus:
         self._common = {"bootstrap_servers": self.servers, **security_config(self.settings)}
         self.producer_options = dict(producer_options or {})
         self.consumer_options = dict(consumer_options or {})
+        self.rdkafka: RdKafkaClients | None = None
+        if self.settings.kafka_client == "confluent-kafka":
+            from qaflow.bus.rdkafka import RdKafkaClients  # imports confluent_kafka only when used
+
+            self.rdkafka = RdKafkaClients(self.servers, self.settings, self.producer_options, self.consumer_options)
 
     def start(self) -> None:
-        require_kafka()
+        require_kafka(self.settings.kafka_client)
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the missing topics (partitions, ``retention.ms``); existing ones are left as they are."""
         if not self.settings.kafka_create_topics or not specs:
             return
+        if self.rdkafka is not None:
+            return self.rdkafka.ensure_topics(specs)
         require_kafka()
         from qaflow.bus.kafka_admin import create_topics
 
@@ -99,6 +112,8 @@ class KafkaBus:
 
     def end_offsets(self, topic: str) -> list[int]:
         """The next offset of each partition of ``topic`` (tests, lag)."""
+        if self.rdkafka is not None:
+            return self.rdkafka.end_offsets(topic)
         require_kafka()
         from qaflow.bus.kafka_admin import end_offsets
 
@@ -107,14 +122,18 @@ class KafkaBus:
     def read_since(self, topics: Sequence[str], since_ms: int, until_ms: int | None = None) -> Iterator[Record]:
         """The records of ``topics`` from the first stamped at or after ``since_ms`` (ms since the
         epoch) to the ends as the read began, or to the first stamped after ``until_ms``
-        (:func:`qaflow.bus.kafka_tail.read_since`)."""
+        (:func:`qaflow.bus.kafka_tail.read_since`, :func:`qaflow.bus.rdkafka_tail.read_since`)."""
+        if self.rdkafka is not None:
+            return self.rdkafka.read_since(topics, since_ms, until_ms)
         require_kafka()
         from qaflow.bus.kafka_tail import read_since
 
         return read_since(self._common, topics, since_ms, until_ms,
                           timeout_s=self.settings.kafka_request_timeout_ms / 1000)
 
-    def producer(self, client_id: str = "qaflow") -> KafkaBusProducer:
+    def producer(self, client_id: str = "qaflow") -> KafkaBusProducer | RdKafkaProducer:
+        if self.rdkafka is not None:
+            return self.rdkafka.producer(client_id)
         require_kafka()
         from qaflow.bus.kafka_producer import KafkaBusProducer
 
@@ -125,7 +144,10 @@ class KafkaBus:
         }
         return KafkaBusProducer({**self._common, "client_id": client_id, **bounds, **self.producer_options})
 
-    def consumer(self, group: str, topics: Sequence[str], client_id: str = "qaflow") -> KafkaBusConsumer:
+    def consumer(self, group: str, topics: Sequence[str],
+                 client_id: str = "qaflow") -> KafkaBusConsumer | RdKafkaConsumer:
+        if self.rdkafka is not None:
+            return self.rdkafka.consumer(group, topics, client_id)
         require_kafka()
         from qaflow.bus.kafka_consumer import KafkaBusConsumer
 

@@ -178,6 +178,11 @@ class BackendSettings(_Group):
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )
+    kafka_client: Literal["kafka-python", "confluent-kafka"] = Field(
+        "kafka-python",
+        description="Kafka client library behind kafka:// URLs: kafka-python (default; the chaos suite runs on it) "
+        "or confluent-kafka (librdkafka: about a fifth of the client CPU; docs/architecture.md).",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> BackendSettings:

@@ -126,11 +126,10 @@ class ApiBackends:
             probe = BrokerProbe(parse_url(s.bus_url)) if s.bus_url.startswith("kafka://") else None
             inner = bus.producer("qaflow-api")
             if s.bus_url.startswith("kafka://"):
-                from qaflow.bus.kafka_producer import KafkaBusProducer  # kafka-python: only with a Kafka bus
-
                 kafka_producer = getattr(inner, "inner", inner)  # under a PrefixedProducer when topics are prefixed
-                if isinstance(kafka_producer, KafkaBusProducer):
-                    kafka_producer.set_linger_ms(LINGER_MS)
+                set_linger_ms = getattr(kafka_producer, "set_linger_ms", None)  # either Kafka client's producer
+                if set_linger_ms is not None:
+                    set_linger_ms(LINGER_MS)
             producer = BoundedProducer(inner, s.enqueue_timeout_s, probe)
             producer.start()
         except Exception:
