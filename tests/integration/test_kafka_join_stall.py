@@ -26,9 +26,13 @@ FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "max_pol
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("grace_s", [kafka_consumer.JOIN_GRACE_S, 0.0], ids=["grace", "rejoin-only"])
 def test_a_consumer_subscribed_before_its_topic_exists_gets_its_partitions_once_it_does(
-    kafka_bootstrap: str, unique_name: str, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, unique_name: str, monkeypatch: pytest.MonkeyPatch, grace_s: float
 ) -> None:
+    """With the grace, the poll after the slow listener awaits the join itself; without it
+    (``rejoin-only``), the join finishes between polls and only the requested rejoin saves it."""
+    monkeypatch.setattr(kafka_consumer, "JOIN_GRACE_S", grace_s)
     revocations: list[set[Any]] = []
     assignments: list[set[Any]] = []
     revoke, assign = kafka_consumer._Listener.on_partitions_revoked, kafka_consumer._Listener.on_partitions_assigned
@@ -73,6 +77,8 @@ def test_a_consumer_subscribed_before_its_topic_exists_gets_its_partitions_once_
             f"{len(revocations)} rebalance(s) started, {len(assignments)} applied"
         )
         assert consumer.assignment() == {(topic, 0), (topic, 1)}
+        if not grace_s:
+            assert consumer.joins_resumed >= 1, "the join was applied without the requested rejoin"
     finally:
         consumer.close()
         if producer is not None:
