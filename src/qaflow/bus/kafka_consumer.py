@@ -19,6 +19,18 @@ own ``retriable`` flag, so the service loop waits and polls again instead of dyi
 Each commit's metadata string is the wall-clock time of the commit, in ms since the epoch
 (:func:`commit_stamp`); :meth:`committed_ms` reads it back, so a new owner of a partition
 knows from when on its previous owner may have emitted outputs it has not committed.
+
+A group join is never left half done (:meth:`_join_outstanding`). kafka-python 3.0.12 runs
+JoinGroup/SyncGroup as a task that outlives the poll that started it, and its ``poll`` only
+goes back to that task while ``need_rejoin()`` holds. When the rejoin was caused by new topic
+metadata (a first assignment made before the topic's partitions were known: "No partition
+metadata for topic ..."), the leader's assignment takes the new metadata snapshot, so once
+the task has assigned, ``need_rejoin()`` is False and the finished join is never applied: the
+member keeps no partitions and, its heartbeat off during the join, is evicted in silence
+(the ``qaflow run`` over Kafka stall). Java's client checks "rejoin needed *or pending*"; here,
+while a join is outstanding the consumer asks for a rejoin, so the next poll awaits the task
+(or, if it already finished, joins once more), and a poll waits up to ``JOIN_GRACE_S`` longer
+for a join in flight instead of leaving it to finish between polls.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "allow_auto_create_topics": False,
 }
 JOIN_POLL_MS = 100
+JOIN_GRACE_S = 1.0  # at most this much longer a poll waits for a group join it left in flight
 # Errors meaning "the group moved on without this commit": retriable by re-polling.
 REBALANCE_ERRORS = (
     kerrors.CommitFailedError,
@@ -94,6 +107,7 @@ class KafkaBusConsumer:
         self.paused: set[Tp] = set()
         self.partitions_lost = 0  # evictions seen (on_partitions_lost)
         self.revoke_commits = 0  # offsets committed just before their partitions were revoked
+        self.joins_resumed = 0  # joins kafka-python had left unapplied (see the module doc)
         self._revoke_hook: RevokeHook | None = None
         self._consumer: KafkaConsumer | None = None
 
@@ -148,6 +162,9 @@ class KafkaBusConsumer:
             timeout_ms = JOIN_POLL_MS
         try:
             batches = self.client.poll(timeout_ms=timeout_ms, max_records=max_records)
+            grace = time.monotonic() + JOIN_GRACE_S
+            while self._join_outstanding() and not batches and time.monotonic() < grace:
+                batches = self.client.poll(timeout_ms=JOIN_POLL_MS, max_records=max_records)
         except kerrors.KafkaError as exc:
             msg = f"group {self.group}: poll failed: {type(exc).__name__}: {exc}"
             raise BusError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
@@ -157,6 +174,20 @@ class KafkaBusConsumer:
                 key = None if r.key is None else r.key.decode("utf-8", "replace")
                 out.append(Record(r.topic, r.partition, r.offset, key, r.value or b"", r.timestamp))
         return out
+
+    def _join_outstanding(self) -> bool:
+        """Whether a group join is in flight or finished but not applied; if so, makes sure
+        the next poll goes back to it (kafka-python internals, read; absent: False)."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if getattr(coordinator, "_join_task", None) is None:
+            return False
+        assert coordinator is not None
+        if not coordinator.need_rejoin():
+            # kafka-python would not look at this join again: its poll only does while a rejoin is needed
+            self.joins_resumed += 1
+            logger.info("group %s: a group join outlived its poll; rejoining so that it is applied", self.group)
+            coordinator.request_rejoin()
+        return True
 
     def commit(self, offsets: Mapping[Tp, int]) -> None:
         if not offsets:
