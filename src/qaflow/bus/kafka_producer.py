@@ -27,7 +27,6 @@ aborted too), so after a failure the underlying client is replaced by a fresh on
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -36,9 +35,8 @@ from typing import Any
 import kafka.errors as kerrors
 from kafka import KafkaProducer
 
+from qaflow.bus.delivery import ThreadRecords, not_delivered, unacknowledged
 from qaflow.core.errors import DeliveryError
-
-logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "acks": "all",
@@ -49,7 +47,6 @@ DEFAULTS: dict[str, Any] = {
     "request_timeout_ms": 15_000,
     "delivery_timeout_ms": 60_000,
 }
-PRUNE_AT = 10_000  # drop acknowledged futures when this many pile up between flushes
 
 
 class KafkaBusProducer:
@@ -64,7 +61,7 @@ class KafkaBusProducer:
         # flush() without a timeout waits at most as long as a record may take to be delivered
         self.flush_timeout_s = self.config["delivery_timeout_ms"] / 1000 + 5
         self._producer: KafkaProducer | None = None
-        self._local = threading.local()
+        self._records: ThreadRecords[Any] = ThreadRecords(lambda sent: sent[2].succeeded())
         self._lock = threading.Lock()
 
     def set_linger_ms(self, linger_ms: int) -> None:
@@ -88,40 +85,30 @@ class KafkaBusProducer:
             raise RuntimeError(msg)
         return producer
 
-    def _mine(self) -> list[Any]:
-        pending = getattr(self._local, "pending", None)
-        if pending is None:
-            pending = self._local.pending = []
-        return pending
-
     def send(self, topic: str, key: str | None, value: bytes) -> None:
         try:
             future = self.client.send(topic, value=value, key=None if key is None else key.encode("utf-8"))
         except kerrors.KafkaError as exc:
             msg = f"send to {topic} (key {key}) failed: {exc}"
             raise DeliveryError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
-        pending = self._mine()
-        pending.append((topic, key, future))
-        if len(pending) >= PRUNE_AT:
-            pending[:] = [p for p in pending if not p[2].succeeded()]
+        self._records.add((topic, key, future))
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Send every buffered record now and wait for all of them; raise if any of this thread's failed."""
-        pending, self._local.pending = self._mine(), []
+        pending = self._records.take()
         producer = self.client
         if timeout_s is None:
             timeout_s = self.flush_timeout_s
         try:
             producer.flush(timeout=timeout_s)
         except kerrors.KafkaTimeoutError as exc:
-            msg = f"flush: records not acknowledged within {timeout_s}s (the broker is unreachable?)"
-            raise DeliveryError(msg, retriable=True) from exc
+            raise unacknowledged(timeout_s, "flush: records") from exc
         self._judge(producer, pending)
 
     def wait_delivered(self, timeout_s: float | None = None) -> None:
         """Wait (at most ``timeout_s``) for the records this thread sent, letting ``linger_ms`` batch them
         with other threads' records; raise :class:`DeliveryError` if any failed or is not acknowledged in time."""
-        pending, self._local.pending = self._mine(), []
+        pending = self._records.take()
         producer = self.client
         if timeout_s is None:
             timeout_s = self.flush_timeout_s
@@ -134,8 +121,7 @@ class KafkaBusProducer:
             except kerrors.KafkaTimeoutError as exc:
                 if future.is_done:  # the record itself timed out (delivery_timeout_ms): judged below
                     continue
-                msg = f"records not acknowledged within {timeout_s}s (the broker is unreachable?)"
-                raise DeliveryError(msg, retriable=True) from exc
+                raise unacknowledged(timeout_s) from exc
             except kerrors.KafkaError:
                 pass  # judged below, with the others
         self._judge(producer, pending)
@@ -145,10 +131,9 @@ class KafkaBusProducer:
         if failed:
             topic, key, future = failed[0]
             error = future.exception if future.is_done else "not completed"
-            logger.error("%d record(s) not delivered; first: topic=%s key=%s: %s", len(failed), topic, key, error)
             self._replace(producer)
-            msg = f"{len(failed)} of {len(pending)} record(s) not delivered; first: topic={topic} key={key}: {error}"
-            raise DeliveryError(msg, retriable=all(f.retriable() for _, _, f in failed))
+            raise not_delivered(len(failed), len(pending), topic, key, error,
+                                retriable=all(f.retriable() for _, _, f in failed))
 
     def _replace(self, broken: KafkaProducer) -> None:
         """Swap in a fresh client (once, however many threads saw the failure), then close the old one."""

@@ -32,6 +32,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as RdProducer
 
+from qaflow.bus.delivery import ThreadRecords, not_delivered, unacknowledged
 from qaflow.core.errors import DeliveryError
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ DEFAULTS: dict[str, Any] = {
     "request.timeout.ms": 15_000,
     "delivery.timeout.ms": 60_000,
 }
-PRUNE_AT = 10_000  # drop acknowledged reports when this many pile up between waits
 WAIT_STEP_S = (0.0005, 0.005)  # first and longest sleep between two poll(0) while waiting
 
 
@@ -74,7 +74,7 @@ class RdKafkaProducer:
         self.max_block_s = max_block_ms / 1000
         self.flush_timeout_s = int(self.config["delivery.timeout.ms"]) / 1000 + 5
         self._producer: RdProducer | None = None
-        self._local = threading.local()
+        self._records: ThreadRecords[_Report] = ThreadRecords(lambda report: not report.failed)
         self._lock = threading.Lock()
 
     def set_linger_ms(self, linger_ms: int) -> None:
@@ -100,12 +100,6 @@ class RdKafkaProducer:
             raise RuntimeError(msg)
         return producer
 
-    def _mine(self) -> list[_Report]:
-        pending: list[_Report] | None = getattr(self._local, "pending", None)
-        if pending is None:
-            pending = self._local.pending = []
-        return pending
-
     def send(self, topic: str, key: str | None, value: bytes) -> None:
         report = _Report(topic, key)
         producer = self.client
@@ -125,26 +119,22 @@ class RdKafkaProducer:
                 msg = f"send to {topic} (key {key}) failed: {error}"
                 raise DeliveryError(msg, retriable=error.retriable()) from exc
         producer.poll(0)  # serve reports due (cheap), so they do not pile up between waits
-        pending = self._mine()
-        pending.append(report)
-        if len(pending) >= PRUNE_AT:
-            pending[:] = [r for r in pending if r.failed]
+        self._records.add(report)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Send every queued record now and wait for all of them; raise if any of this thread's failed."""
-        pending, self._local.pending = self._mine(), []
+        pending = self._records.take()
         producer = self.client
         if timeout_s is None:
             timeout_s = self.flush_timeout_s
         if producer.flush(timeout_s) > 0 and any(not r.done for r in pending):
-            msg = f"flush: records not acknowledged within {timeout_s}s (the broker is unreachable?)"
-            raise DeliveryError(msg, retriable=True)
+            raise unacknowledged(timeout_s, "flush: records")
         self._judge(producer, pending)
 
     def wait_delivered(self, timeout_s: float | None = None) -> None:
         """Wait (at most ``timeout_s``) for the records this thread sent, letting ``linger.ms`` batch them
         with other threads' records; raise :class:`DeliveryError` if any failed or is not acknowledged in time."""
-        pending, self._local.pending = self._mine(), []
+        pending = self._records.take()
         producer = self.client
         if timeout_s is None:
             timeout_s = self.flush_timeout_s
@@ -155,8 +145,7 @@ class RdKafkaProducer:
             if all(r.done for r in pending):
                 break
             if time.monotonic() >= deadline:
-                msg = f"records not acknowledged within {timeout_s}s (the broker is unreachable?)"
-                raise DeliveryError(msg, retriable=True)
+                raise unacknowledged(timeout_s)
             time.sleep(step)
             step = min(step * 2, WAIT_STEP_S[1])
         self._judge(producer, pending)
@@ -167,13 +156,10 @@ class RdKafkaProducer:
             return
         first = failed[0]
         error = first.error if first.done else "not completed"
-        logger.error("%d record(s) not delivered; first: topic=%s key=%s: %s", len(failed), first.topic, first.key,
-                     error)
         if any(r.error is not None and r.error.fatal() for r in failed):
             self._replace(producer)
-        msg = (f"{len(failed)} of {len(pending)} record(s) not delivered; "
-               f"first: topic={first.topic} key={first.key}: {error}")
-        raise DeliveryError(msg, retriable=all(r.error is not None and r.error.retriable() for r in failed))
+        raise not_delivered(len(failed), len(pending), first.topic, first.key, error,
+                            retriable=all(r.error is not None and r.error.retriable() for r in failed))
 
     def _replace(self, broken: RdProducer) -> None:
         """Swap in a fresh client (once, however many threads saw the fatal error)."""
