@@ -49,7 +49,7 @@ def test_a_consumer_subscribed_before_its_topic_exists_gets_its_partitions_once_
     monkeypatch.setattr(kafka_consumer._Listener, "on_partitions_revoked", slow_revoke)
     monkeypatch.setattr(kafka_consumer._Listener, "on_partitions_assigned", note_assign)
     url = f"kafka://{kafka_bootstrap}"
-    bus = KafkaBus(url, BackendSettings(bus_url=url), consumer_options=FAST_GROUP)
+    bus = KafkaBus(url, BackendSettings(bus_url=url, kafka_client="kafka-python"), consumer_options=FAST_GROUP)
     topic = f"{unique_name}.late"
     consumer = bus.consumer(f"{unique_name}_g", [topic])
     consumer.start()

@@ -171,12 +171,14 @@ def test_a_connection_error_out_of_poll_leaves_the_loop_up_and_not_ready_until_i
     import kafka.errors as kerrors
 
     from qaflow.bus.kafka import KafkaBus
+    from qaflow.core.settings import BackendSettings
     from qaflow.pipeline.worker import Worker
     from qaflow.services.boot import Guarded
     from qaflow.services.probes import Probes
     from qaflow.services.runner import run_worker
 
-    bus = KafkaBus(f"kafka://{kafka_bootstrap}")
+    url = f"kafka://{kafka_bootstrap}"
+    bus = KafkaBus(url, BackendSettings(bus_url=url, kafka_client="kafka-python"))  # its poll is patched below
     bus.ensure_topics([topics.TopicSpec(f"{unique_name}.t", 1)])
     consumer = bus.consumer(f"{unique_name}.g", [f"{unique_name}.t"])
     worker = Worker("storage", consumer, bus.producer(), lambda batch: [])

@@ -9,12 +9,14 @@ from qaflow.core.errors import ConfigError
 from qaflow.core.settings import BackendSettings, EmbeddedSettings, load
 
 
-def test_kafka_python_is_the_default() -> None:
-    assert load(EmbeddedSettings, {}).kafka_client == "kafka-python"
-    assert KafkaBus("kafka://k:9092").rdkafka is None
+def test_confluent_kafka_is_the_default_and_kafka_python_is_chosen_by_the_variable() -> None:
+    assert load(EmbeddedSettings, {}).kafka_client == "confluent-kafka"
+    assert KafkaBus("kafka://k:9092").rdkafka is not None
+    s = load(EmbeddedSettings, {"QAFLOW_KAFKA_CLIENT": "kafka-python", "QAFLOW_BUS_URL": "kafka://k:9092"})
+    assert KafkaBus(s.bus_url, s).rdkafka is None
 
 
-def test_confluent_kafka_is_chosen_by_the_variable() -> None:
+def test_confluent_kafka_takes_the_servers_and_the_settings() -> None:
     s = load(EmbeddedSettings, {"QAFLOW_KAFKA_CLIENT": "confluent-kafka", "QAFLOW_BUS_URL": "kafka://a:1,b:2",
                                 "QAFLOW_KAFKA_REQUEST_TIMEOUT_MS": "7000"})
     assert s.kafka_client == "confluent-kafka"

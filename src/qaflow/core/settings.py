@@ -179,9 +179,9 @@ class BackendSettings(_Group):
         True, description="Create missing topics at start-up (off when Strimzi owns them)."
     )
     kafka_client: Literal["kafka-python", "confluent-kafka"] = Field(
-        "kafka-python",
-        description="Kafka client library behind kafka:// URLs: kafka-python (default; the chaos suite runs on it) "
-        "or confluent-kafka (librdkafka: about a fifth of the client CPU; docs/architecture.md).",
+        "confluent-kafka",
+        description="Kafka client library behind kafka:// URLs: confluent-kafka (default; librdkafka, about a fifth "
+        "of kafka-python's client CPU) or kafka-python (pure Python); docs/architecture.md, \"Two Kafka clients\".",
     )
 
     @model_validator(mode="after")
