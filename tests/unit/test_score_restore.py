@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from qaflow.bus.base import Record
 from qaflow.bus.memory import MemoryBus
 from qaflow.core import topics
 from qaflow.core.errors import BusError
@@ -167,3 +168,36 @@ def test_a_failed_restore_puts_the_records_back_and_raises() -> None:
         worker.close()
     finally:
         MemoryBus.reset("restore-fails")
+
+
+class _Stamped:
+    """A memory consumer whose partitions have commit times, as Kafka commit metadata gives them."""
+
+    def __init__(self, inner: Any, stamps: dict[tuple[str, int], int]) -> None:
+        self.inner, self.stamps = inner, stamps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def committed_ms(self, partitions: Any) -> dict[tuple[str, int], int]:
+        return {tp: self.stamps[tp] for tp in partitions if tp in self.stamps}
+
+
+def test_a_read_bounded_by_one_partitions_commit_does_not_cover_a_later_one() -> None:
+    bus = MemoryBus("memory://restore-bounded")
+    bus.start()
+    try:
+        inner = bus.consumer("score", [topics.ANSWERS])
+        inner.start()
+        a, b = (topics.ANSWERS, 0), (topics.ANSWERS, 1)
+        assert {a, b} <= inner.assignment()
+        calls: list[tuple[int, int | None]] = []
+        worker = Worker("score", _Stamped(inner, {a: 2_000_000, b: 9_000_000}), bus.producer(), lambda batch: [],
+                        restore=lambda since, last: calls.append((since, last)))
+        worker._restore_before([Record(a[0], a[1], 0, "k", b"{}", 1_000_000)])
+        worker._restore_before([Record(b[0], b[1], 0, "k", b"{}", 1_000_000)])
+        assert calls == [(2_000_000 - RESTORE_MARGIN_MS, 2_000_000), (9_000_000 - RESTORE_MARGIN_MS, 9_000_000)]
+        worker._restore_before([Record(a[0], a[1], 1, "k", b"{}", 1_000_000)])
+        assert len(calls) == 2  # a partition restored since its assignment is not read again
+    finally:
+        MemoryBus.reset("restore-bounded")

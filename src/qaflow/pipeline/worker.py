@@ -196,9 +196,9 @@ class Worker:
 
     def _restore_before(self, records: Sequence[Record]) -> None:
         """Call ``restore`` for the partitions these records come from that were not restored
-        since they were assigned. One read covers every partition owned when it ran, for any
-        later need from the same time on (a previous owner emitted everything before this
-        assignment), so a later partition may need no read. A failure puts the records back
+        since they were assigned. A read to the end covers every partition owned when it ran,
+        for any later need from the same time on (a previous owner emitted everything before
+        this assignment), so a later partition may need no read. A failure puts the records back
         (they are polled again) and raises."""
         assert self.restore is not None
         with self._uncommitted_lock:
@@ -222,8 +222,10 @@ class Worker:
                 last_commit = max(stamps[tp] for tp in todo) if all(tp in stamps for tp in todo) else None
                 self.restore(since, last_commit)
                 self.restores += 1
+                # A read to the end covers every partition owned now; one bounded by the last
+                # commit only the partitions that bound was computed for.
                 with self._uncommitted_lock:
-                    for tp in owned:
+                    for tp in owned if last_commit is None else todo:
                         self._covered[tp] = min(self._covered.get(tp, since), since)
         except BusError:
             for tp, offset in first_offsets(records).items():
