@@ -1,6 +1,6 @@
-"""``kafka://host:port[,host:port]``: the bus on Apache Kafka, through kafka-python or, with
-``QAFLOW_KAFKA_CLIENT=confluent-kafka``, through confluent-kafka (librdkafka: the ``rdkafka_*``
-modules, :class:`qaflow.bus.rdkafka.RdKafkaClients`). Both honour the same contract
+"""``kafka://host:port[,host:port]``: the bus on Apache Kafka, through confluent-kafka
+(librdkafka, the default: the ``rdkafka_*`` modules, :class:`qaflow.bus.rdkafka.RdKafkaClients`)
+or, with ``QAFLOW_KAFKA_CLIENT=kafka-python``, through kafka-python. Both honour the same contract
 (tests/contract/test_bus_contract.py runs on each).
 
 The client package is imported lazily (``start()``, ``producer()``, ``consumer()``), so

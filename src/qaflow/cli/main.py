@@ -22,8 +22,9 @@ def cli(log_level: str) -> None:
     """qaflow: answer questions with LLMs, score every answer with BERTScore against a
     reference, and regenerate only what quality needs.
 
-    Start with `qaflow run` (everything in one process, no servers). Every option can
-    also be set with a QAFLOW_* environment variable; see docs/configuration.md."""
+    Start with `qaflow run` (everything in one process, no servers). An option that mirrors
+    a setting can also be set with its QAFLOW_* environment variable, named in the option's
+    help; see docs/configuration.md."""
     setup_logging(log_level)
 
 

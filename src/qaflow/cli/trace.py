@@ -91,10 +91,11 @@ def print_list(rows: list[QuestionRow], where: str, console: Console) -> None:
 @friendly_errors
 def trace(question_id: str | None, store_url: str | None, as_list: bool, limit: int, of_run: str | None,
           as_json: bool) -> None:
-    """Show one question's timeline: submitted, each LLM call with its outcome and latency,
-    each retry wait, each score and the terminal decision, with times (s since submission).
+    """Show a question's timeline, or list the recent questions.
 
-    Without QUESTION_ID (or with --list): the most recent questions in the store, to pick one."""
+    With QUESTION_ID: submitted, each LLM call with its outcome and latency, each retry wait,
+    each score and the terminal decision, with times (s since submission). Without it (or
+    with --list): the most recent questions in the store."""
     from qaflow.store import open_store
 
     if question_id and as_list:
