@@ -59,7 +59,8 @@ def test_a_consumer_subscribed_before_its_topic_exists_gets_its_partitions_once_
         while not assignments:  # joined once, with nothing to assign (the topic is missing)
             assert time.monotonic() < deadline, "the consumer never joined its group"
             consumer.poll(0.1)
-        assert assignments == [set()]
+        # Joined with nothing to assign; under load a metadata refresh may make it join again, still empty.
+        assert all(a == set() for a in assignments), assignments
 
         bus.ensure_topics([TopicSpec(topic, 2, 3_600_000)])
         producer = bus.producer()
