@@ -38,14 +38,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kerrors
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from qaflow.bus.base import Record
-from qaflow.core.errors import BusError, CommitFailedError
+from qaflow.bus.commits import RevokeHook, commit_stamp, failed, rebalanced, revoked_before, stamp_ms
+from qaflow.core.errors import BusError
 from qaflow.core.offsets import TopicPartition as Tp
 
 logger = logging.getLogger(__name__)
@@ -67,12 +68,6 @@ REBALANCE_ERRORS = (
 )
 
 
-RevokeHook = Callable[[set[Tp]], Mapping[Tp, int]]
-
-
-def commit_stamp() -> str:
-    """A commit's metadata: its wall-clock time, in ms since the epoch."""
-    return str(int(time.time() * 1000))
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -200,20 +195,11 @@ class KafkaBusConsumer:
             if mine:
                 self.client.commit(mine)
         except REBALANCE_ERRORS as exc:
-            msg = (
-                f"group {self.group}: commit of {sorted(offsets.items())} refused, the group rebalanced ({exc}); "
-                "these records will be delivered again"
-            )
-            raise CommitFailedError(msg, retriable=True) from exc
+            raise rebalanced(self.group, offsets, exc) from exc
         except kerrors.KafkaError as exc:
-            msg = f"group {self.group}: commit of {sorted(offsets.items())} failed: {exc}"
-            raise CommitFailedError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
+            raise failed(self.group, offsets, exc, retriable=bool(getattr(exc, "retriable", False))) from exc
         if revoked:
-            msg = (
-                f"group {self.group}: partitions {revoked} were revoked before their commit; "
-                "their new owner will deliver these records again"
-            )
-            raise CommitFailedError(msg, retriable=True)
+            raise revoked_before(self.group, revoked)
 
     def committed_ms(self, partitions: Sequence[Tp]) -> dict[Tp, int]:
         """When the group last committed each of ``partitions`` (ms since the epoch, from the
@@ -227,9 +213,9 @@ class KafkaBusConsumer:
             except kerrors.KafkaError as exc:
                 msg = f"group {self.group}: reading the committed offset of {tp} failed: {exc}"
                 raise BusError(msg, retriable=bool(getattr(exc, "retriable", False))) from exc
-            stamp = getattr(found, "metadata", "") or ""
-            if stamp.isdigit():
-                out[tp] = int(stamp)
+            ms = stamp_ms(getattr(found, "metadata", None))
+            if ms is not None:
+                out[tp] = ms
         return out
 
     def pause(self, partitions: Sequence[Tp]) -> None:

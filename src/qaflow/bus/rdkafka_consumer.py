@@ -29,8 +29,8 @@ from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from qaflow.bus.base import Record
-from qaflow.bus.kafka_consumer import RevokeHook, commit_stamp
-from qaflow.core.errors import BusError, CommitFailedError
+from qaflow.bus.commits import RevokeHook, commit_stamp, failed, rebalanced, revoked_before, stamp_ms
+from qaflow.core.errors import BusError
 from qaflow.core.offsets import TopicPartition as Tp
 
 logger = logging.getLogger(__name__)
@@ -209,19 +209,10 @@ class RdKafkaConsumer:
             if errors:
                 error = errors[0]
                 if error.code() in REBALANCE_ERRORS:
-                    msg = (
-                        f"group {self.group}: commit of {sorted(offsets.items())} refused, the group rebalanced "
-                        f"({error.name()}); these records will be delivered again"
-                    )
-                    raise CommitFailedError(msg, retriable=True)
-                msg = f"group {self.group}: commit of {sorted(offsets.items())} failed: {error}"
-                raise CommitFailedError(msg, retriable=error.retriable())
+                    raise rebalanced(self.group, offsets, error.name())
+                raise failed(self.group, offsets, error, retriable=error.retriable())
         if revoked:
-            msg = (
-                f"group {self.group}: partitions {revoked} were revoked before their commit; "
-                "their new owner will deliver these records again"
-            )
-            raise CommitFailedError(msg, retriable=True)
+            raise revoked_before(self.group, revoked)
 
     def committed_ms(self, partitions: Sequence[Tp]) -> dict[Tp, int]:
         """When the group last committed each of ``partitions`` (ms since the epoch, from the commit's
@@ -237,9 +228,9 @@ class RdKafkaConsumer:
             raise BusError(msg, retriable=error.retriable() or error.code() == KafkaError._TIMED_OUT) from exc
         out: dict[Tp, int] = {}
         for tp in found:
-            stamp = tp.metadata or ""
-            if tp.error is None and stamp.isdigit():
-                out[(tp.topic, tp.partition)] = int(stamp)
+            ms = stamp_ms(tp.metadata) if tp.error is None else None
+            if ms is not None:
+                out[(tp.topic, tp.partition)] = ms
         return out
 
     def pause(self, partitions: Sequence[Tp]) -> None:

@@ -25,14 +25,8 @@ MAX_RECORDS = 2000
 
 def read_since(common: Mapping[str, Any], topics: Sequence[str], since_ms: int, until_ms: int | None = None, *,
                timeout_s: float = 60.0) -> Iterator[Record]:
-    """Every record of ``topics`` from the first stamped at or after ``since_ms`` (ms since the
-    epoch) up to the end offsets as they were when the read began, or to the first record
-    stamped after ``until_ms``; topics that do not exist are skipped.
-
-    Order: per partition, by offset (partitions interleave). Errors: :class:`BusError`,
-    retriable, when the broker does not answer, or no record arrives for ``timeout_s`` while
-    some are still due (a long read that makes progress is never cut).
-    """
+    """As :func:`qaflow.bus.kafka_tail.read_since` (the same records, order and errors), with
+    confluent-kafka."""
     # group.id is required by the client but unused: assign() joins no group, nothing is committed.
     consumer = Consumer({**common, "group.id": "qaflow-tail", "client.id": "qaflow-tail",
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
