@@ -92,6 +92,60 @@ def test_prefixes_isolate_caches(open_cache: OpenCache) -> None:
     assert b.get(r.question_id) is None
 
 
+def test_a_batch_reads_and_writes_as_single_calls_do(open_cache: OpenCache) -> None:
+    cache = open_cache("batch:")
+    rs = [result(f"Batched {i}?") for i in range(5)]
+    cache.put_many(rs[:3], ttl_s=60)
+    assert cache.get_many([r.question_id for r in rs]) == {r.question_id: r for r in rs[:3]}
+    assert cache.get(rs[0].question_id) == rs[0]
+    assert cache.get_many([]) == {}
+    cache.put_many([], ttl_s=60)
+    assert (cache.stats.hits, cache.stats.misses, cache.stats.writes, cache.stats.errors) == (4, 2, 3, 0)
+
+
+@pytest.mark.integration
+def test_redis_batches_are_one_round_trip_each(redis_url: str, redis_prefix: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get_many`` is one MGET and ``put_many`` one pipelined write, whatever the batch size."""
+    from redis.connection import Connection
+
+    from qaflow.cache.redis import RedisCache
+
+    sends: list[int] = []
+    real_send = Connection.send_packed_command
+
+    def counted(self: Connection, command: Any, check_health: bool = True) -> None:
+        sends.append(1)
+        real_send(self, command, check_health)
+
+    cache = RedisCache(redis_url, prefix=f"{redis_prefix}trips:")
+    cache.start()
+    try:
+        cache.get("warm")  # the connection's own handshake is not the batch's
+        monkeypatch.setattr(Connection, "send_packed_command", counted)
+        rs = [result(f"Round trip {i}?") for i in range(50)]
+        cache.put_many(rs, ttl_s=60)
+        assert len(sends) == 1
+        assert cache.get_many([r.question_id for r in rs]) == {r.question_id: r for r in rs}
+        assert len(sends) == 2
+    finally:
+        cache.close()
+
+
+def test_redis_down_batches_are_misses_and_skipped_writes() -> None:
+    from qaflow.cache.redis import RedisCache
+
+    cache = RedisCache(f"redis://127.0.0.1:{_closed_port()}/0", prefix="down:", breaker_s=5.0)
+    cache.start()
+    try:
+        rs = [result(f"Down {i}?") for i in range(3)]
+        cache.put_many(rs, ttl_s=60)
+        assert cache.get_many([r.question_id for r in rs]) == {}
+        assert (cache.stats.hits, cache.stats.misses, cache.stats.writes, cache.stats.errors) == (0, 0, 0, 2)
+    finally:
+        cache.close()
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ A cache never fails a request: backends swallow their own outages, count them in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,5 +41,13 @@ class Cache(Protocol):
     def get(self, question_id: str) -> ResultMessage | None: ...
 
     def put(self, result: ResultMessage, ttl_s: int) -> None: ...
+
+    def get_many(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        """The cached results among ``question_ids``, by id (misses absent): one round trip on Redis."""
+        ...
+
+    def put_many(self, results: Sequence[ResultMessage], ttl_s: int) -> None:
+        """:meth:`put` for each result (``ttl_s`` in s): one round trip on Redis."""
+        ...
 
     def close(self) -> None: ...

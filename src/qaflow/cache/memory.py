@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 from qaflow.cache.base import CacheStats
 from qaflow.core.messages import ResultMessage
@@ -34,6 +35,13 @@ class MemoryCache:
             self._items[result.question_id] = (time.monotonic() + ttl_s, result)
             self.stats.writes += 1
 
+    def get_many(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        return {qid: hit for qid in question_ids if (hit := self.get(qid)) is not None}
+
+    def put_many(self, results: Sequence[ResultMessage], ttl_s: int) -> None:
+        for result in results:
+            self.put(result, ttl_s)
+
     def close(self) -> None:
         pass
 
@@ -51,6 +59,13 @@ class NoCache:
         return None
 
     def put(self, result: ResultMessage, ttl_s: int) -> None:
+        pass
+
+    def get_many(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        self.stats.misses += len(question_ids)
+        return {}
+
+    def put_many(self, results: Sequence[ResultMessage], ttl_s: int) -> None:
         pass
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Keys: ``qaflow:result:v1:<question_id>`` (:data:`qaflow.cache.base.KEY_PREFIX`; the
 ``v1`` changes when the value's schema does, so old entries are simply never read).
-Values: the :class:`ResultMessage` JSON, written with ``SET key value EX ttl``.
+Values: the :class:`ResultMessage` JSON, written with ``SET key value EX ttl``. A batch is one
+round trip: ``MGET`` to read, a pipeline of ``SET ... EX`` (no MULTI) to write.
 
 Redis down, or slow, never fails a request and never adds much latency:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -65,21 +67,30 @@ class RedisCache:
 
     def get(self, question_id: str) -> ResultMessage | None:
         raw = self._call("get", key(question_id, self.prefix))
-        if raw is _FAILED:
-            return None
-        if raw is None:
-            with self._lock:
-                self.stats.misses += 1
-            return None
-        try:
-            result = ResultMessage.model_validate_json(raw)
-        except ValidationError as exc:
-            logger.warning("cache entry for question_id=%s is not a valid result, ignored: %s", question_id, exc)
-            with self._lock:
-                self.stats.misses += 1
-            return None
+        return None if raw is _FAILED else self._parse(question_id, raw)
+
+    def get_many(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        if not question_ids:
+            return {}
+        raws = self._call("mget", [key(qid, self.prefix) for qid in question_ids])
+        if raws is _FAILED:
+            return {}
+        return {qid: hit for qid, raw in zip(question_ids, raws, strict=True)
+                if (hit := self._parse(qid, raw)) is not None}
+
+    def _parse(self, question_id: str, raw: bytes | str | None) -> ResultMessage | None:
+        """The cached result, counted as a hit; None (a miss) for no entry or one that is not a result."""
+        result = None
+        if raw is not None:
+            try:
+                result = ResultMessage.model_validate_json(raw)
+            except ValidationError as exc:
+                logger.warning("cache entry for question_id=%s is not a valid result, ignored: %s", question_id, exc)
         with self._lock:
-            self.stats.hits += 1
+            if result is None:
+                self.stats.misses += 1
+            else:
+                self.stats.hits += 1
         return result
 
     def put(self, result: ResultMessage, ttl_s: int) -> None:
@@ -87,6 +98,15 @@ class RedisCache:
         if done is not _FAILED:
             with self._lock:
                 self.stats.writes += 1
+
+    def put_many(self, results: Sequence[ResultMessage], ttl_s: int) -> None:
+        if not results:
+            return
+        done = self._call("_set_many", [(key(r.question_id, self.prefix), r.model_dump_json()) for r in results],
+                          max(1, ttl_s))
+        if done is not _FAILED:
+            with self._lock:
+                self.stats.writes += len(results)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self._client is None:
@@ -96,11 +116,19 @@ class RedisCache:
             self._failed(None)
             return _FAILED
         try:
+            if method == "_set_many":
+                return self._set_many(*args)
             return getattr(self._client, method)(*args, **kwargs)
         except self._errors as exc:
             self._open_until = time.monotonic() + self.breaker_s
             self._failed(exc)
             return _FAILED
+
+    def _set_many(self, items: list[tuple[str, str]], ttl_s: int) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)  # one round trip; each SET stands alone
+        for k, value in items:
+            pipe.set(k, value, ex=ttl_s)
+        return list(pipe.execute())
 
     def _failed(self, exc: BaseException | None) -> None:
         now = time.monotonic()

@@ -232,19 +232,6 @@ class EmbeddedSettings(
 
     service: ClassVar[str] = "embedded"
 
-    @model_validator(mode="after")
-    def _calls_fit_poll_interval(self) -> EmbeddedSettings:
-        # One thread steps every stage: while it waits for the LLM calls in flight, the other
-        # stages' consumers do not poll. A call may last QAFLOW_LLM_TIMEOUT_S.
-        if self.bus_url.startswith("kafka://") and self.llm_timeout_s * 1000 >= self.kafka_max_poll_interval_ms:
-            msg = (
-                f"QAFLOW_LLM_TIMEOUT_S ({self.llm_timeout_s:g} s) must be shorter than "
-                f"QAFLOW_KAFKA_MAX_POLL_INTERVAL_MS ({self.kafka_max_poll_interval_ms} ms) when qaflow run uses Kafka: "
-                "the other stages do not poll while a call is waited for"
-            )
-            raise ValueError(msg)
-        return self
-
 
 S = TypeVar("S", bound=BaseSettings)
 

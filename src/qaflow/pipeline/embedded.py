@@ -1,12 +1,16 @@
 """The whole job in one process: the same workers and stages, over in-process transports.
 
-Questions are submitted in chunks; the workers are stepped round-robin until every
-submitted question has a terminal result in the store.
+Questions are submitted in chunks until every submitted question has a terminal result in
+the store. On the in-memory bus the workers are stepped round-robin on the caller's thread
+(deterministic, and no step ever waits); on a real bus each worker steps on a thread of its
+own (:mod:`qaflow.pipeline.stage_threads`), so one stage's waits on Kafka, PostgreSQL or
+Redis are the other stages' turns.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -27,6 +31,7 @@ from qaflow.llm.base import LlmProvider
 from qaflow.pipeline.answer import AnswerStage
 from qaflow.pipeline.retry_worker import RetryWorker
 from qaflow.pipeline.score import ScoreStage
+from qaflow.pipeline.stage_threads import StageThreads
 from qaflow.pipeline.storage import StorageStage
 from qaflow.pipeline.submit import Source, Submitter
 from qaflow.pipeline.submit_many import submit_many
@@ -40,7 +45,9 @@ from qaflow.store import open_store
 logger = logging.getLogger(__name__)
 
 CHUNK = 128
-QUIET_POLL_S = 0.02  # poll wait of each stage after a round that moved nothing (real bus only)
+THREAD_IDLE_WAIT_S = 0.1  # real bus, a thread per stage: a stage's poll wait after a step that moved nothing
+IN_FLIGHT = 1024  # real bus: unfinished questions before the next chunk is submitted
+STALL_S = 180.0  # real bus: no question finished and none waiting to be retried for this long is a stall
 COMMIT_INTERVAL_S = 0.25  # real bus: offsets committed at most this often (and when a stage is idle)
 Progress = Callable[[int, int | None], None]  # (finished, total or None while unknown)
 
@@ -66,6 +73,9 @@ class EmbeddedPipeline:
         self._pending: set[str] = set()
         self.question_ids: list[str] = []
         self._finished = 0
+        # _pending and _finished change on the storage stage's thread too (a real bus): a
+        # chunk is submitted under this lock, so its results cannot be settled before it is counted
+        self._changed = threading.Condition()
 
     def _workers(self) -> tuple[ConcurrentWorker, Worker, RetryWorker, Worker]:
         s, bus = self.s, self.bus
@@ -117,10 +127,12 @@ class EmbeddedPipeline:
         return []
 
     def _settle(self, result: ResultMessage) -> None:
-        if result.question_id in self._pending:
-            self._pending.discard(result.question_id)
-            self._finished += 1
-            self.progress(self._finished, None)
+        with self._changed:
+            if result.question_id in self._pending:
+                self._pending.discard(result.question_id)
+                self._finished += 1
+                self.progress(self._finished, None)
+                self._changed.notify_all()
 
     def run(self, questions: Iterable[Question], total: int | None = None) -> RunSummary:
         started = time.perf_counter()
@@ -139,21 +151,33 @@ class EmbeddedPipeline:
         self.store.start_run(self.run_id, self._config())
         summary = RunSummary(run_id=self.run_id, threshold=self.s.threshold, max_generations=self.s.max_generations)
         ids: list[str] = []
+        threads = None if self.s.bus_url.startswith("memory://") else StageThreads(
+            workers, idle_wait_s=THREAD_IDLE_WAIT_S)
+        in_flight = CHUNK if threads is None else IN_FLIGHT
         try:
+            if threads is not None:
+                threads.start()
             chunk: list[Question] = []
             for question in questions:
                 chunk.append(question)
                 if len(chunk) >= CHUNK:
                     self._submit(chunk, submitter, summary, ids, total)
                     chunk = []
-                    self._pump(workers, until_pending_below=CHUNK)
+                    self._advance(workers, threads, until_pending_below=in_flight)
             self._submit(chunk, submitter, summary, ids, total)
-            self._pump(workers, until_pending_below=1)
-            self._drain_storage(workers[3])
+            self._advance(workers, threads, until_pending_below=1)
+            if threads is None:
+                self._drain_storage(workers[3])
+            else:
+                self._await_ledger(threads)
         finally:
-            for w in workers:
-                w.close()
-            producer.close()
+            try:
+                if threads is not None:
+                    threads.stop()
+            finally:
+                for w in workers:
+                    w.close()
+                producer.close()
         self.question_ids = sorted(set(ids))
         self._summarise(summary, ids, time.perf_counter() - started)
         self.store.finish_run(self.run_id, summary.to_dict())
@@ -170,7 +194,13 @@ class EmbeddedPipeline:
             QuestionMessage.new(q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id)
             for q in chunk
         ]
-        for sub in submit_many(submitter, messages):  # one store read and one flush per chunk
+        with self._changed:
+            self._count_submitted(submit_many(submitter, messages), summary, ids, total)
+
+    def _count_submitted(
+        self, submitted: Iterable[Any], summary: RunSummary, ids: list[str], total: int | None
+    ) -> None:
+        for sub in submitted:  # one store read and one flush per chunk
             summary.questions += 1
             ids.append(sub.question_id)
             if sub.source in (Source.CACHE, Source.STORE):
@@ -184,49 +214,58 @@ class EmbeddedPipeline:
                 self._finished += 1
         self.progress(self._finished, total)
 
-    def _pump(self, workers: tuple[ConcurrentWorker, Worker, RetryWorker, Worker], until_pending_below: int) -> None:
-        """Step the workers until fewer than ``until_pending_below`` questions are unfinished.
+    def _advance(self, workers: tuple[ConcurrentWorker, Worker, RetryWorker, Worker], threads: StageThreads | None,
+                 until_pending_below: int) -> None:
+        if threads is None:
+            self._pump(workers, until_pending_below)
+        else:
+            self._await(threads, workers[2], until_pending_below)
 
-        On the in-memory bus nothing can arrive later, so a quiet round with work left is a
-        bug; on a real bus, consumers need time to join their groups, so only a long stall is.
-        """
-        llm, score, retry, storage = workers
-        in_memory = self.s.bus_url.startswith("memory://")
-        stall_limit_s = 0.0 if in_memory else 180.0
-        last_progress = time.monotonic()
-        wait = 0.0
-        while len(self._pending) >= until_pending_below:
-            # Let the LLM stage take everything it can first, so the scorer gets full batches.
-            # No poll waits while records flow (each stage's wait used to idle the loop, issue 13);
-            # a real bus gets a short one only after a round that moved nothing.
-            moved = self._drain(llm) + sum(w.step(wait) for w in (score, retry, storage))
-            if moved:
-                wait = 0.0
-                last_progress = time.monotonic()
-                continue
-            wait = 0.0 if in_memory else QUIET_POLL_S
-            due = retry.next_due()
-            if due is not None:
-                time.sleep(max(0.0, min(1.0, due - time.time())))
-                last_progress = time.monotonic()
-                continue
-            if time.monotonic() - last_progress > stall_limit_s:
-                msg = f"pipeline made no progress with {len(self._pending)} question(s) unfinished"
-                raise RuntimeError(msg)
+    def _await(self, threads: StageThreads, retry: RetryWorker, until_pending_below: int) -> None:
+        """Wait (the stages stepping on their threads) until fewer than ``until_pending_below``
+        questions are unfinished. Raises what a stage raised, or RuntimeError after ``STALL_S``
+        with no question finished and none held for a retry."""
+        last_progress, seen = time.monotonic(), self._finished
+        with self._changed:
+            while len(self._pending) >= until_pending_below:
+                threads.check()
+                self._changed.wait(0.5)
+                if self._finished != seen or retry.waiting:
+                    last_progress, seen = time.monotonic(), self._finished
+                elif time.monotonic() - last_progress > STALL_S:
+                    msg = f"pipeline made no progress with {len(self._pending)} question(s) unfinished"
+                    raise RuntimeError(msg)
+        threads.check()
 
-    def _drain_storage(self, storage: Worker) -> None:
-        """Write the call records still on the bus before summarising: on the in-memory bus until
-        nothing moves; on Kafka until the ledger holds the calls this process made (or 60 s)."""
-        in_memory = self.s.bus_url.startswith("memory://")
+    def _await_ledger(self, threads: StageThreads) -> None:
+        """Wait until the store holds the call records of every LLM call this process made (or 60 s)."""
         deadline = time.monotonic() + 60.0
-        while True:
-            if storage.step(0.0 if in_memory else 0.2):
-                continue
-            if in_memory or self.store.call_stats(run_id=self.run_id).calls >= self.answer_stage.stats.calls:
-                return
+        while self.store.call_stats(run_id=self.run_id).calls < self.answer_stage.stats.calls:
+            threads.check()
             if time.monotonic() > deadline:
                 logger.warning("the call ledger is still short of this run's calls; the summary counts what it holds")
                 return
+            time.sleep(0.05)
+
+    def _pump(self, workers: tuple[ConcurrentWorker, Worker, RetryWorker, Worker], until_pending_below: int) -> None:
+        """In-memory bus: step the workers round-robin until fewer than ``until_pending_below``
+        questions are unfinished. Nothing can arrive later there, so a quiet round with work left
+        and no retry waiting is a bug (RuntimeError)."""
+        llm, score, retry, storage = workers
+        while len(self._pending) >= until_pending_below:
+            # Let the LLM stage take everything it can first, so the scorer gets full batches.
+            if self._drain(llm) + sum(w.step(0.0) for w in (score, retry, storage)):
+                continue
+            due = retry.next_due()
+            if due is None:
+                msg = f"pipeline made no progress with {len(self._pending)} question(s) unfinished"
+                raise RuntimeError(msg)
+            time.sleep(max(0.0, min(1.0, due - time.time())))
+
+    def _drain_storage(self, storage: Worker) -> None:
+        """In-memory bus: write the call records still on the bus before summarising."""
+        while storage.step(0.0):
+            pass
 
     @staticmethod
     def _drain(llm: ConcurrentWorker) -> int:

@@ -59,7 +59,7 @@ class StorageStage:
         cacheable = [r.question_id for r in results if r.status in CACHED]
         # Cache what the store now holds (one query for the batch), so a worse duplicate never
         # shadows a better row.
-        for stored in self.store.get_results(cacheable).values() if cacheable else ():
-            if stored.status in CACHED:
-                self.cache.put(stored, self.ttl_s)
+        if cacheable:
+            stored = self.store.get_results(cacheable).values()
+            self.cache.put_many([r for r in stored if r.status in CACHED], self.ttl_s)
         return batch

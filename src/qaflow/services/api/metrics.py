@@ -8,6 +8,7 @@ across replicas, ask Prometheus: ``sum(rate(qaflow_api_cache_lookups_total{resul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
@@ -60,6 +61,18 @@ class MeteredCache:
 
     def put(self, result: ResultMessage, ttl_s: int) -> None:
         self.inner.put(result, ttl_s)
+
+    def get_many(self, question_ids: Sequence[str]) -> dict[str, ResultMessage]:
+        errors = self.inner.stats.errors
+        hits = self.inner.get_many(question_ids)
+        missed = len(question_ids) - len(hits)
+        CACHE_LOOKUPS.labels("hit").inc(len(hits))
+        if missed:
+            CACHE_LOOKUPS.labels("error" if self.inner.stats.errors > errors else "miss").inc(missed)
+        return hits
+
+    def put_many(self, results: Sequence[ResultMessage], ttl_s: int) -> None:
+        self.inner.put_many(results, ttl_s)
 
     def close(self) -> None:
         self.inner.close()
