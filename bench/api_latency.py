@@ -87,6 +87,31 @@ def cpu_s(pids: Sequence[int], descendants: bool = True) -> float:
     return total
 
 
+def measured(groups: dict[str, list[int]], phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``phase()``'s result, with the 1-minute load average before and after it (``load_1m``) and the
+    CPU seconds each group of processes spent meanwhile (``cpu_s``)."""
+    before, load0 = {name: cpu_s(pids, name != LOADGEN) for name, pids in groups.items()}, os.getloadavg()
+    out = phase()
+    out["load_1m"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
+    out["cpu_s"] = {name: round(cpu_s(pids, name != LOADGEN) - before[name], 2) for name, pids in groups.items()}
+    return out
+
+
+def wait_quiet(pids: Sequence[int], below_cores: float = 0.25, every_s: float = 1.0,
+               max_s: float = 60.0) -> dict[str, Any]:
+    """Wait until ``pids`` (with their descendants) use less than ``below_cores`` of CPU over ``every_s``
+    twice in a row, or ``max_s`` passes: the cache-hit phases measure the api, not a pipeline still
+    draining the new POSTs or a PostgreSQL still vacuuming after them."""
+    began = time.monotonic()
+    last, calm = cpu_s(pids), 0
+    while calm < 2 and time.monotonic() - began < max_s:
+        time.sleep(every_s)
+        now = cpu_s(pids)
+        calm = calm + 1 if (now - last) / every_s < below_cores else 0
+        last = now
+    return {"waited_s": round(time.monotonic() - began, 1), "quiet": calm >= 2}
+
+
 def renice(pids: Sequence[int], nice: int) -> None:
     """Lower the CPU priority of every thread of ``pids`` and their descendants (Linux's nice is per thread),
     and of their autogroups: with ``kernel.sched_autogroup_enabled`` (1 here) the scheduler first shares
@@ -222,13 +247,9 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
                 renice([p for name, pids in groups.items() if name in running and name != "api" for p in pids], nice)
             log(f"post-new: {len(posts)} POSTs at {rate:g}/s")
             out: dict[str, Any] = {"api": api, "rate": rate, "nice_pipeline": nice}
-            before, load0 = {name: cpu_s(pids, name != LOADGEN) for name, pids in groups.items()}, os.getloadavg()
             with Probes(urls) as probes:
-                out["post-new"] = openloop.run(posts, rate, expect=(202,))
+                out["post-new"] = measured(groups, lambda: openloop.run(posts, rate, expect=(202,)))
             out["post-new"]["probes"] = probes.summary()
-            out["post-new"]["load_1m"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
-            out["post-new"]["cpu_s"] = {name: round(cpu_s(pids, name != LOADGEN) - before[name], 2)
-                                        for name, pids in groups.items()}
             out["post-new"]["nice"] = {name: niceness(pids) for name, pids in groups.items() if name in running}
             out["post-new"]["autogroup"] = {name: autogroup(pids[0]) for name, pids in groups.items() if pids}
             if list(phases) == ["post-new"]:
@@ -236,14 +257,17 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
             ids = [question_id(q["title"], q["content"]) for q in qs[:: max(1, len(qs) // 200)]]
             log(f"waiting up to {settle_s:g} s for the pipeline to answer them")
             out["settle"] = wait_answered(api, ids, settle_s)
+            busy = [p for name, pids in groups.items() if name not in ("api", LOADGEN) for p in pids]
+            log("waiting for the pipeline and the servers to go quiet")
+            out["settle"]["quiet"] = wait_quiet(busy)
             n_repeat = max(1, int(rate * repeat_s))
             repeats = [posts[i % len(posts)] for i in range(n_repeat)]
             log(f"post-repeat: {n_repeat} POSTs of answered questions at {rate:g}/s")
-            out["post-repeat"] = openloop.run(repeats, rate, expect=(200,))
+            out["post-repeat"] = measured(groups, lambda: openloop.run(repeats, rate, expect=(200,)))
             n_get = max(1, int(rate * get_s))
             gets = [openloop.Call("GET", f"{api}/v1/questions/{ids[i % len(ids)]}") for i in range(n_get)]
             log(f"get: {n_get} GETs at {rate:g}/s")
-            out["get"] = openloop.run(gets, rate, expect=(200,))
+            out["get"] = measured(groups, lambda: openloop.run(gets, rate, expect=(200,)))
         finally:
             dev_services.stop(root)
     return out

@@ -4,9 +4,8 @@ Scenarios, one after the other (never two at once: they would share the CPU), on
 local servers (Kafka, PostgreSQL, Redis from ``qaflow.devstack``) where they need servers:
 
 - ``api``: POST new, POST repeat and GET latency at a fixed open-loop rate (bench/api_latency.py);
-- ``pipeline``: service pipeline questions/s, end to end and back end alone, against embedded
-  mode (bench/pipeline.py's ``run``; until that is here, embedded and ``qaflow run`` on the
-  real servers only);
+- ``pipeline``: service pipeline questions/s, end to end and back end alone, and ``qaflow run``
+  on the real servers, against embedded mode (bench/pipeline.py's ``run``);
 - ``scoring``: pairs/s of the in-process scorer and the scorer service against raw bert-score
   in one call on the same pairs (bench/scoring.py);
 - ``flink``: the score job on a MiniCluster against the same yardstick (bench/flink_throughput.py);
@@ -20,7 +19,7 @@ and copies them to ``latest.json`` / ``latest.md``; scripts/bench_report.py puts
 docs/performance.md. A scenario that fails is recorded as failed (with its log's tail) and the
 others still run; the exit code is then 1.
 
-    .venv/bin/python bench/suite.py              # the full run (about 15 minutes here)
+    .venv/bin/python bench/suite.py              # the full run (about 6 minutes on a quiet 2-core machine)
     .venv/bin/python bench/suite.py --quick      # tiny sizes: a smoke test of the harness
     .venv/bin/python bench/suite.py --only api scoring
 """
@@ -140,6 +139,12 @@ class Runner:
             servers = sum(cpu.get(k, 0.0) for k in ("kafka", "postgresql", "redis"))
             cpu_text = (f"; CPU s: api {cpu['api']}, pipeline {pipeline:.1f}, servers {servers:.1f}, "
                         f"load generator {cpu['load generator']}" if cpu else "")
+            if r.get("load_1m"):
+                cpu_text += f"; load {r['load_1m'][0]} → {r['load_1m'][1]}"
+            if phase == "post-repeat" and "quiet" in raw.get("settle", {}):
+                q = raw["settle"]["quiet"]
+                cpu_text += (f"; after the pipeline and servers went quiet ({q['waited_s']} s)" if q["quiet"]
+                             else f"; the pipeline and servers were still busy after {q['waited_s']} s")
             rows.append((f"{phase} at {s.api_rate:g}/s ({r['requests']} requests, sent at {r['rate_sent']}/s)",
                          f"p50 {r['p50_ms']} / p95 {r['p95_ms']} / p99 {r['p99_ms']} ms; "
                          f"errors {r['errors']} ({_outcomes(r['outcomes'])}){cpu_text}", target))
@@ -159,6 +164,10 @@ class Runner:
         rows = []
         for name, r in raw["scenarios"].items():
             ratio = f", {r['questions_per_s'] / base:.2f}x embedded" if base else ""
+            if name == "run-real":  # its target is against the services
+                for other, label in (("e2e-batch", "batched e2e"), ("e2e", "single-POST e2e")):
+                    if raw["scenarios"].get(other, {}).get("questions_per_s"):
+                        ratio += f", {r['questions_per_s'] / raw['scenarios'][other]['questions_per_s']:.2f}x {label}"
             retried = f" (run again after a stall: {r['retried_after']})" if r.get("retried_after") else ""
             rows.append((f"{labels.get(name, name)}, {n} questions",
                          f"{r['questions_per_s']} questions/s{ratio}{retried}", targets.get(name, "")))
