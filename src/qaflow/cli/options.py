@@ -18,7 +18,7 @@ import argparse
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import annotated_types
 from pydantic.fields import FieldInfo
@@ -26,6 +26,9 @@ from pydantic_settings import BaseSettings
 
 from qaflow.core import plugins
 from qaflow.core.settings import PREFIX, field_help
+
+if TYPE_CHECKING:
+    import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,7 +125,9 @@ def overrides(values: Mapping[str, Any] | argparse.Namespace, options: Iterable[
     return {option.field: get(option.field) for option in options}
 
 
-def env_hints(cls: type[BaseSettings], options: Iterable[Option], command: Any, command_path: str) -> dict[str, str]:
+def env_hints(
+    cls: type[BaseSettings], options: Iterable[Option], command: click.Command, command_path: str
+) -> dict[str, str]:
     """What to say about a ``QAFLOW_<FLAG>`` variable named after an option of a click ``command``
     that ``cls`` does not read, for :func:`qaflow.core.settings.load` (``hints``).
 
