@@ -25,20 +25,32 @@ $(VENV)/.created:
 # (the CPU build, ~200 MB, where there is no GPU, instead of ~5 GB of CUDA wheels). Where that
 # index cannot be reached within TORCH_INDEX_TIMEOUT seconds, PyPI's default build is installed
 # instead. TORCH_BACKEND=cpu, cu128, ... forces one; TORCH_BACKEND= (empty) always uses PyPI's.
+# The failed attempt's output is kept aside: one line says why, and all of it is shown when the
+# PyPI install fails too, or with TORCH_VERBOSE=1. The exit code is the last install's.
 TORCH_BACKEND ?= auto
 TORCH_INDEX_TIMEOUT ?= 20
+TORCH_VERBOSE ?=
 # --compile-bytecode: the .pyc files are written at install, so importing torch and transformers
 # does not compile them from source on every run where Python may not write them
 # (PYTHONDONTWRITEBYTECODE=1, as on this machine and in containers; the first run everywhere
 # else): 2-3x the import time of the scorer (docs/performance.md, "Time to first score").
 UV_PIP_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(PY)
 define uv_install_with_torch
-	@if [ -n "$(TORCH_BACKEND)" ] && UV_HTTP_TIMEOUT=$(TORCH_INDEX_TIMEOUT) UV_HTTP_RETRIES=0 \
-	    $(UV_PIP_INSTALL) --torch-backend=$(TORCH_BACKEND) $(1); then \
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	if [ -n "$(TORCH_BACKEND)" ] && UV_HTTP_TIMEOUT=$(TORCH_INDEX_TIMEOUT) UV_HTTP_RETRIES=0 \
+	    $(UV_PIP_INSTALL) --torch-backend=$(TORCH_BACKEND) $(1) >"$$log" 2>&1; then \
+	  cat "$$log"; \
 	  echo "torch: installed with uv --torch-backend=$(TORCH_BACKEND)"; \
 	else \
-	  [ -z "$(TORCH_BACKEND)" ] || echo "torch: --torch-backend=$(TORCH_BACKEND) failed (index unreachable?); using PyPI's torch build"; \
-	  $(UV_PIP_INSTALL) $(1); \
+	  if [ -n "$(TORCH_BACKEND)" ]; then \
+	    why=$$(grep -m1 '^error:' "$$log" | cut -c8-200 || true); \
+	    echo "torch: --torch-backend=$(TORCH_BACKEND) failed ($${why:-index unreachable?}); using PyPI's torch build"; \
+	    [ -z "$(TORCH_VERBOSE)" ] || cat "$$log"; \
+	  fi; \
+	  $(UV_PIP_INSTALL) $(1) || { status=$$?; \
+	    if [ -s "$$log" ] && [ -z "$(TORCH_VERBOSE)" ]; then \
+	      echo "torch: the --torch-backend=$(TORCH_BACKEND) attempt before it said:" >&2; cat "$$log" >&2; fi; \
+	    exit $$status; }; \
 	fi
 endef
 

@@ -115,3 +115,34 @@ def test_run_help_shows_the_variables() -> None:
     out = " ".join(CliRunner().invoke(run, ["--help"]).output.split())
     for variable in ("QAFLOW_LLM_PROVIDER", "QAFLOW_SCORER", "QAFLOW_STORE_URL", "QAFLOW_THRESHOLD"):
         assert f"[env {variable}, default" in out
+
+
+@pytest.mark.parametrize(
+    ("variable", "said"),
+    [
+        ("QAFLOW_LIMIT", "QAFLOW_LIMIT (no such variable; use the option: `qaflow run --limit <value>`)"),
+        ("QAFLOW_DATASET", "QAFLOW_DATASET (no such variable; use the option: `qaflow run --dataset <value>`)"),
+        ("QAFLOW_REPORT", "QAFLOW_REPORT (no such variable; use the option: `qaflow run --report <value>`)"),
+        ("QAFLOW_JSON", "QAFLOW_JSON (no such variable; use the option: `qaflow run --json`)"),
+        ("QAFLOW_LLM", "QAFLOW_LLM (did you mean QAFLOW_LLM_PROVIDER (the variable of --llm)?)"),
+        ("QAFLOW_STORE", "QAFLOW_STORE (did you mean QAFLOW_STORE_URL (the variable of --store)?)"),
+        ("QAFLOW_SCORRER", "QAFLOW_SCORRER (did you mean QAFLOW_SCORER?)"),  # a typo: difflib's guess
+    ],
+)
+def test_run_says_which_option_a_variable_named_after_it_means(variable: str, said: str) -> None:
+    """`QAFLOW_LIMIT=3 qaflow run` used to answer "did you mean QAFLOW_HELM?"."""
+    from click.testing import CliRunner
+
+    from qaflow.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["run", "--no-server-check"], env={variable: "3"}, prog_name="qaflow")
+    assert result.exit_code == 2, result.output
+    out = " ".join(result.output.split())
+    assert "unknown variable(s): " in out and said in out
+
+
+def test_env_hints_leave_out_the_variables_the_settings_read() -> None:
+    hints = opts.env_hints(EmbeddedSettings, RUN_OPTIONS, run, "qaflow run")
+    assert "QAFLOW_SCORER" not in hints and "QAFLOW_THRESHOLD" not in hints  # --scorer, --threshold: real variables
+    assert "QAFLOW_RUN_ID" not in hints  # --run-id's field is run_id: its variable has the flag's name
+    assert {"QAFLOW_LIMIT", "QAFLOW_FORMAT", "QAFLOW_NO_SERVER_CHECK", "QAFLOW_SEED"} <= set(hints)

@@ -42,6 +42,29 @@ def test_bad_configuration_fails_fast_naming_the_variable(env: dict[str, str], m
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(("name", "hint"), [("QAFLOW_SCORRER", "QAFLOW_SCORER"), ("QAFLOW_SEED", "QAFLOW_LLM_SEED"),
+                                           ("QAFLOW_BUS", "QAFLOW_BUS_URL"), ("QAFLOW_HELM_PATH", "QAFLOW_HELM")])
+def test_a_genuinely_close_name_is_suggested(name: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(EmbeddedSettings, {name: "1"})
+    assert f"unknown variable(s): {name} (did you mean {hint}?)" == str(err.value)
+
+
+@pytest.mark.parametrize("name", ["QAFLOW_LIMIT", "QAFLOW_DATASET", "QAFLOW_JSON", "QAFLOW_REPORT"])
+def test_a_name_close_only_by_the_prefix_gets_no_suggestion(name: str) -> None:
+    """The shared QAFLOW_ prefix alone made QAFLOW_LIMIT "close" to QAFLOW_HELM and QAFLOW_DATASET to QAFLOW_SCORER."""
+    with pytest.raises(ConfigError) as err:
+        load(EmbeddedSettings, {name: "1"})
+    assert str(err.value) == f"unknown variable(s): {name}"
+
+
+def test_the_callers_hints_replace_the_guess() -> None:
+    with pytest.raises(ConfigError) as err:
+        load(EmbeddedSettings, {"QAFLOW_LIMIT": "3", "QAFLOW_TRESHOLD": "1"}, hints={"QAFLOW_LIMIT": "use --limit"})
+    assert str(err.value) == ("unknown variable(s): QAFLOW_LIMIT (use --limit), "
+                              "QAFLOW_TRESHOLD (did you mean QAFLOW_THRESHOLD?)")
+
+
 def test_secrets_are_never_echoed() -> None:
     with pytest.raises(ConfigError) as err:
         load(EmbeddedSettings, {"QAFLOW_LLM_API_KEY": ["sekrit"], "QAFLOW_KAFKA_PASSWORD": ["hunter2"]})  # type: ignore[dict-item]

@@ -18,7 +18,7 @@ import argparse
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import annotated_types
 from pydantic.fields import FieldInfo
@@ -26,6 +26,9 @@ from pydantic_settings import BaseSettings
 
 from qaflow.core import plugins
 from qaflow.core.settings import PREFIX, field_help
+
+if TYPE_CHECKING:
+    import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,3 +123,35 @@ def overrides(values: Mapping[str, Any] | argparse.Namespace, options: Iterable[
     """The parsed values of ``options``, keyed by field, for :func:`qaflow.core.settings.load`."""
     get = values.get if isinstance(values, Mapping) else lambda name: getattr(values, name, None)
     return {option.field: get(option.field) for option in options}
+
+
+def env_hints(
+    cls: type[BaseSettings], options: Iterable[Option], command: click.Command, command_path: str
+) -> dict[str, str]:
+    """What to say about a ``QAFLOW_<FLAG>`` variable named after an option of a click ``command``
+    that ``cls`` does not read, for :func:`qaflow.core.settings.load` (``hints``).
+
+    - an :class:`Option` whose field's variable has another name: that variable
+      (``QAFLOW_LLM`` -> did you mean ``QAFLOW_LLM_PROVIDER`` (the variable of ``--llm``)?);
+    - any other option (``--limit``, ``--json``): it has no variable, use the option
+      (``command_path`` is how it is run, e.g. ``qaflow run``).
+    Shape: upper-case variable name -> text; names ``cls`` reads are left out.
+    """
+    import click
+
+    own = {PREFIX + name.upper() for name in cls.model_fields}
+    mirrored = {option.flag: PREFIX + option.field.upper() for option in options}
+    hints: dict[str, str] = {}
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        for flag in (f for f in param.opts if f.startswith("--")):
+            name = PREFIX + flag.removeprefix("--").upper().replace("-", "_")
+            if name in own:
+                continue
+            if flag in mirrored:
+                hints[name] = f"did you mean {mirrored[flag]} (the variable of {flag})?"
+            else:
+                usage = flag if param.is_flag else f"{flag} <value>"
+                hints[name] = f"no such variable; use the option: `{command_path} {usage}`"
+    return hints

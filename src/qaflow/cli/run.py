@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qaflow.cli.common import default_dataset, friendly_errors
-from qaflow.cli.options import Option, click_options
+from qaflow.cli.options import Option, click_options, env_hints
 from qaflow.core.settings import EmbeddedSettings, load
 from qaflow.pipeline.summary import RunSummary
 
@@ -89,7 +89,9 @@ def run(
     from qaflow.datasets import open_dataset
     from qaflow.pipeline.embedded import EmbeddedPipeline
 
-    settings = load(EmbeddedSettings, **settings_options)
+    ctx = click.get_current_context()
+    hints = env_hints(EmbeddedSettings, OPTIONS, ctx.command, ctx.command_path)
+    settings = load(EmbeddedSettings, hints=hints, **settings_options)
     if not no_server_check:
         from qaflow.cli.preflight import check_servers
 

@@ -290,26 +290,34 @@ def _unknown(environ: Mapping[str, str], cls: type[BaseSettings]) -> list[str]:
     return sorted(k for k in environ if k.upper().startswith(PREFIX) and k.upper() not in own)
 
 
-def _hint(name: str, own: set[str]) -> str:
+def _hint(name: str, own: set[str], hints: Mapping[str, str]) -> str:
+    if name.upper() in hints:
+        return f"{name} ({hints[name.upper()]})"
     elsewhere = "only other services read it" if name.upper() in known_variables() else ""
     # A variable meant for another service is no typo: hint only at a really close own name.
     candidates = own - set(TOOLING_VARIABLES) if elsewhere else own
-    close = difflib.get_close_matches(name.upper(), candidates, n=1, cutoff=0.85 if elsewhere else 0.6)
-    said = "; ".join(x for x in (elsewhere, f"did you mean {close[0]}?" if close else "") if x)
+    # Compared without the shared QAFLOW_ prefix, which alone made QAFLOW_LIMIT "close" to QAFLOW_HELM.
+    by_stem = {c[len(PREFIX) :]: c for c in candidates}
+    close = difflib.get_close_matches(name.upper()[len(PREFIX) :], by_stem, n=1, cutoff=0.8 if elsewhere else 0.6)
+    said = "; ".join(x for x in (elsewhere, f"did you mean {by_stem[close[0]]}?" if close else "") if x)
     return f"{name} ({said})" if said else name
 
 
-def load(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+def load(
+    cls: type[S], environ: Mapping[str, str] | None = None, *, hints: Mapping[str, str] | None = None, **overrides: Any
+) -> S:
     """Build ``cls`` from the environment plus explicit overrides, or raise ConfigError.
 
     A ``QAFLOW_*`` variable ``cls`` does not read is an error, with a did-you-mean hint from its
     own variables: a typo, or a variable meant for another service (which this one would ignore).
+    ``hints`` (upper-case variable name -> text) replace that guess for names the caller knows
+    better, e.g. a command-line option with no variable (:func:`qaflow.cli.options.env_hints`).
     """
     env = os.environ if environ is None else environ
     unknown = _unknown(env, cls)
     if unknown:
         own = variables_of(cls)
-        raise ConfigError("unknown variable(s): " + ", ".join(_hint(name, own) for name in unknown))
+        raise ConfigError("unknown variable(s): " + ", ".join(_hint(name, own, hints or {}) for name in unknown))
     values = {k[len(PREFIX) :].lower(): v for k, v in env.items() if k.upper().startswith(PREFIX)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

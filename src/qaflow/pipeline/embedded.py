@@ -67,8 +67,11 @@ class EmbeddedPipeline:
         self.store = open_store(settings.store_url)
         self.cache = open_cache(settings.cache_url)
         self.provider = provider or make_provider(settings)
-        described = {"name": settings.scorer, "model": settings.scorer_model or "default", "loaded": "no"}
-        self.scorer = LazyScorer(scorer or make_scorer(settings), described)
+        inner = scorer or make_scorer(settings)
+        # Reported while (or if, when every answer comes from the store) the model is not loaded;
+        # the scorer's own `described` names it as its identity will (name, model).
+        described = {**getattr(inner, "described", {"name": inner.name}), "loaded": "no"}
+        self.scorer = LazyScorer(inner, described)
         self.progress = progress or (lambda done, total: None)
         self._pending: set[str] = set()
         self.question_ids: list[str] = []

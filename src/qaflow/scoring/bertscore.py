@@ -86,6 +86,16 @@ class BertScoreScorer:
             raise ScoringError(msg)
         return dict(self._identity)
 
+    @property
+    def described(self) -> dict[str, str]:
+        """The identity's ``name`` and ``model``, known without loading the model: what a run that
+        never scored (every answer from the store) reports, named as :attr:`identity` names it."""
+        try:
+            model = resolve_model(self.settings.scorer_model)[1]
+        except ScoringError:  # raised again by start(), if the model is ever needed
+            model = self.settings.scorer_model
+        return {"name": self.name, "model": model}
+
     def start(self) -> None:
         if self._scorer is not None:
             return

@@ -101,6 +101,11 @@ class LexicalScorer:
         # tokens "words+chars": whitespace words, one token per character in no-space scripts
         return {"name": self.name, "metric": "token-f1", "version": "2", "tokens": "words+chars"}
 
+    @property
+    def described(self) -> dict[str, str]:
+        """Known without starting: the identity itself."""
+        return self.identity
+
     def start(self) -> None:
         pass
 
