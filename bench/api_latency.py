@@ -3,8 +3,13 @@
 The api and the pipeline behind it (llm-worker with the offline simulator at 0 ms, retry-worker,
 score-worker with the lexical scorer, storage-writer) run as processes started the way
 ``qaflow dev up --services`` starts them, on the given Kafka, PostgreSQL and Redis, so the
-pipeline consumes while the api is loaded. Three phases, each at ``rate`` requests/s
-(:mod:`openloop`):
+pipeline consumes while the api is loaded. First a warm-up (``warmup_s`` of new POSTs at
+``rate``, other questions, recorded as ``warm-up`` but not a target's figure), then a wait for
+the pipeline and the servers to go quiet: on a freshly started broker the JVM compiles Kafka's
+hot paths during the first thousands of requests (measured: Kafka 9.1 s of CPU in 20 s of new
+POSTs on a fresh broker, 2.8-3.5 s on a warm one, and the api's p99 1,060 ms against 57-83 ms),
+so a cold first phase measures the JIT, not qaflow; a JVM benchmark warms up first (JMH's
+warm-up iterations). Then three phases, each at ``rate`` requests/s (:mod:`openloop`):
 
 1. ``post-new``: ``rate x duration_s`` distinct questions, each POSTed once (202 expected);
 2. ``post-repeat``: once the pipeline has answered them (or ``settle_s`` has passed), the same
@@ -221,7 +226,8 @@ def processes(urls: dict[str, str], running: dict[str, Any]) -> dict[str, list[i
 
 
 def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float, get_s: float,
-        settle_s: float = 120.0, workdir: Path | None = None, phases: Sequence[str] = PHASES, nice: int = 0,
+        settle_s: float = 120.0, warmup_s: float = 10.0, workdir: Path | None = None,
+        phases: Sequence[str] = PHASES, nice: int = 0,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """The phases against a freshly started api and pipeline; ``urls`` has kafka_bootstrap,
     postgres_url and redis_url (DevStack.addresses())."""
@@ -245,8 +251,15 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
             groups = processes(urls, running)
             if nice:
                 renice([p for name, pids in groups.items() if name in running and name != "api" for p in pids], nice)
-            log(f"post-new: {len(posts)} POSTs at {rate:g}/s")
             out: dict[str, Any] = {"api": api, "rate": rate, "nice_pipeline": nice}
+            busy = [p for name, pids in groups.items() if name not in ("api", LOADGEN) for p in pids]
+            if warmup_s > 0:
+                warm = [openloop.Call("POST", f"{api}/v1/questions", q)
+                        for q in questions(max(1, int(rate * warmup_s)), seed=5)]
+                log(f"warm-up: {len(warm)} POSTs at {rate:g}/s, then waiting for the pipeline and servers to go quiet")
+                out["warm-up"] = measured(groups, lambda: openloop.run(warm, rate, expect=(202,)))
+                out["warm-up"]["quiet"] = wait_quiet(busy)
+            log(f"post-new: {len(posts)} POSTs at {rate:g}/s")
             with Probes(urls) as probes:
                 out["post-new"] = measured(groups, lambda: openloop.run(posts, rate, expect=(202,)))
             out["post-new"]["probes"] = probes.summary()
@@ -257,7 +270,6 @@ def run(urls: dict[str, str], *, rate: float, duration_s: float, repeat_s: float
             ids = [question_id(q["title"], q["content"]) for q in qs[:: max(1, len(qs) // 200)]]
             log(f"waiting up to {settle_s:g} s for the pipeline to answer them")
             out["settle"] = wait_answered(api, ids, settle_s)
-            busy = [p for name, pids in groups.items() if name not in ("api", LOADGEN) for p in pids]
             log("waiting for the pipeline and the servers to go quiet")
             out["settle"]["quiet"] = wait_quiet(busy)
             n_repeat = max(1, int(rate * repeat_s))
@@ -307,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="alternations with --compare (default 1)")
     p.add_argument("--out", type=Path, help="write the JSON here too")
     p.add_argument("--rate", type=float, default=500.0, help="requests/s of every phase (default 500)")
-    p.add_argument("--duration-s", type=float, default=20.0, help="length of post-new (default 20)")
+    p.add_argument("--duration-s", type=float, default=30.0, help="length of post-new (default 30)")
+    p.add_argument("--warmup-s", type=float, default=10.0,
+                   help="new POSTs before post-new, not measured: warms a fresh broker's JVM (default 10; 0: none)")
     p.add_argument("--repeat-s", type=float, default=10.0, help="length of post-repeat (default 10)")
     p.add_argument("--get-s", type=float, default=10.0, help="length of get (default 10)")
     p.add_argument("--settle-s", type=float, default=120.0, help="longest wait for the answers (default 120)")
@@ -327,11 +341,11 @@ def main(argv: list[str] | None = None) -> int:
             trees = {"after": "", **dict(c.split("=", 1) for c in a.compare)}
             args = ["--rate", str(a.rate), "--duration-s", str(a.duration_s), "--repeat-s", str(a.repeat_s),
                     "--get-s", str(a.get_s), "--settle-s", str(a.settle_s), "--nice", str(a.nice),
-                    "--phases", *a.phases]
+                    "--warmup-s", str(a.warmup_s), "--phases", *a.phases]
             result: Any = compare(urls, trees, a.rounds, args)
         else:
             result = run(urls, rate=a.rate, duration_s=a.duration_s, repeat_s=a.repeat_s, get_s=a.get_s,
-                         settle_s=a.settle_s, phases=a.phases, nice=a.nice)
+                         settle_s=a.settle_s, warmup_s=a.warmup_s, phases=a.phases, nice=a.nice)
     finally:
         if stack is not None:
             stack.stop()
