@@ -5,7 +5,8 @@ partitions from a worker that crashed, the answers after the group's committed o
 again, and some of them were already routed: their result, dead letter or regeneration is
 on the bus. Folding those outputs back into the state before the answers are handled makes
 the re-deliveries duplicates (:func:`qaflow.core.routing.is_duplicate`) instead of second
-terminal records. The PyFlink job needs none of this: its state is checkpointed.
+terminal records. The PyFlink job needs none of this: its state is checkpointed. What is shared with the other
+stages' restores (reading a record, a dead letter's question) is in :mod:`qaflow.core.restore`.
 
 What each output says (topics in :mod:`qaflow.core.topics`):
 
@@ -17,25 +18,13 @@ What each output says (topics in :mod:`qaflow.core.topics`):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
-from typing import Any
 
 from qaflow.core import topics
+from qaflow.core.restore import RestoreStats, dead_letter_question, read_object
 from qaflow.core.routing import QuestionState, terminal_marker
 
 RESTORE_TOPICS = (topics.RESULTS, topics.DEAD_LETTER, topics.QUESTIONS)
-
-
-@dataclass
-class RestoreStats:
-    """What one fold saw: records read, questions marked ended or advanced, undecodable records."""
-
-    records: int = 0
-    ended: int = 0
-    advanced: int = 0
-    skipped: int = 0
 
 
 def fold_outputs(state: MutableMapping[str, QuestionState],
@@ -52,14 +41,13 @@ def fold_outputs(state: MutableMapping[str, QuestionState],
             _end(state, key)
             stats.ended += 1
             continue
-        doc = _object(value)
+        doc = read_object(value)
         if topic == topics.DEAD_LETTER:
-            question = doc.get("question") if doc is not None else None
-            qid = question.get("question_id") if isinstance(question, dict) else None
-            if doc is None or (question is not None and not isinstance(qid, str)):
+            ended, readable = dead_letter_question(doc)
+            if not readable:
                 stats.skipped += 1
-            elif isinstance(qid, str):
-                _end(state, qid)
+            elif ended is not None:
+                _end(state, ended)
                 stats.ended += 1
             continue
         qid, generation = (doc.get("question_id"), doc.get("generation")) if doc is not None else (None, None)
@@ -71,16 +59,6 @@ def fold_outputs(state: MutableMapping[str, QuestionState],
                 state[qid] = QuestionState(last_generation=generation - 1, best=current.best)
                 stats.advanced += 1
     return stats
-
-
-def _object(value: bytes) -> dict[str, Any] | None:
-    """The record's JSON object, or None. Only the ids and generation are read, so the full
-    message validation (``decode_for_topic``) is not paid for every question on the topic."""
-    try:
-        doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _end(state: MutableMapping[str, QuestionState], question_id: str) -> None:

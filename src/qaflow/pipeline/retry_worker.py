@@ -23,7 +23,8 @@ from qaflow.core.outputs import Output
 from qaflow.core.retry import is_due, release
 from qaflow.pipeline.worker import Abandoned, Worker, decode_records, origin_of
 
-Release = Callable[[RetryMessage, int, Origin], Output]
+# A release's output; None drops the record (a question that already ended, the shell's check).
+Release = Callable[[RetryMessage, int, Origin], Output | None]
 
 
 class RetryWorker(Worker):
@@ -38,8 +39,10 @@ class RetryWorker(Worker):
         release_one: Release = release,
         policy: FaultPolicy | None = None,
         stop: Any = None,
+        restore: Callable[[int, int | None], None] | None = None,
     ) -> None:
-        super().__init__("retry", consumer, producer, lambda batch: [], max_records=500, policy=policy, stop=stop)
+        super().__init__("retry", consumer, producer, lambda batch: [], max_records=500, policy=policy, stop=stop,
+                         restore=restore)
         self.release_one = release_one
         self.max_delivery_attempts = max_delivery_attempts
         self.max_waiting = max_waiting
@@ -66,6 +69,8 @@ class RetryWorker(Worker):
         due = self.next_due()
         wait_s = timeout_s if due is None else max(0.0, min(timeout_s, due - self.clock()))
         records = [] if self._paused else self.consumer.poll(wait_s, self.max_records)
+        if records and self.restore is not None:
+            self._restore_before(records)
         if self._paused and wait_s:
             time.sleep(min(wait_s, 0.2))
         ok, bad = decode_records(records, self.stage)
@@ -115,7 +120,7 @@ class RetryWorker(Worker):
             heapq.heappush(self._heap, (again, next(self._seq), rec, msg.model_copy(update={"not_before": again})))
             return None
         self._tries.pop((rec.topic, rec.partition, rec.offset), None)
-        return [out]
+        return [] if out is None else [out]
 
     def _finish(self, records: list[Record], *, released: bool = False) -> None:
         for rec in records:

@@ -19,7 +19,9 @@ the first record's timestamp and the last commit's, ``committed_ms`` on Kafka, l
 :data:`RESTORE_MARGIN_MS`) and the latest of those commits' times (``None`` when a partition
 was never committed with a time: then nothing bounds the previous owner's outputs from above).
 The stage reads its own outputs from then on (``Bus.read_since``) and folds them in, so
-re-delivered records are dropped as duplicates (:mod:`qaflow.core.score_restore`).
+re-delivered records are dropped as duplicates (:mod:`qaflow.core.score_restore`). The
+llm-worker (:class:`ConcurrentWorker`) and the retry-worker take the same hook, to rebuild the
+questions they ended (:mod:`qaflow.core.restore`).
 
 Failure handling (docs/architecture.md, "Failure handling"):
 
@@ -463,10 +465,12 @@ class ConcurrentWorker(Worker):
         keepalive_s: float = KEEPALIVE_S,
         policy: FaultPolicy | None = None,
         stop: threading.Event | None = None,
+        restore: Callable[[int, int | None], None] | None = None,
     ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        super().__init__(stage, consumer, producer, lambda batch: [], max_records=concurrency, policy=policy, stop=stop)
+        super().__init__(stage, consumer, producer, lambda batch: [], max_records=concurrency, policy=policy, stop=stop,
+                         restore=restore)
         self.handle_one = handle_one
         self.concurrency = concurrency
         self.limiter = limiter
@@ -491,6 +495,8 @@ class ConcurrentWorker(Worker):
         if room:
             records = self.consumer.poll(0.0 if self._running else timeout_s, room)
             self._last_poll = time.monotonic()
+            if records and self.restore is not None:
+                self._restore_before(records)
         else:
             records = []
             self._keep_alive_if_due()

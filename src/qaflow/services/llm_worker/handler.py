@@ -1,6 +1,10 @@
 """The llm-worker's own part: the answer stage behind the AIMD and requests-per-minute limits.
 
 Built by :func:`qaflow.services.service.run_service` from :data:`qaflow.core.topology.ANSWER`.
+A question that already ended (a dead letter carries it: this worker's, or a predecessor's read
+back at an assignment, :mod:`qaflow.services.ended`) is dropped without a call, and of two
+dead letters for one question only the first goes out, so a kill between a dead letter and the
+commit never ends a question twice.
 """
 
 from __future__ import annotations
@@ -8,10 +12,14 @@ from __future__ import annotations
 import logging
 
 from qaflow.core.faults import keepalive_s
+from qaflow.core.messages import Origin, QuestionMessage
+from qaflow.core.outputs import Output
+from qaflow.core.restore import EndedQuestions, first_ends
 from qaflow.core.retry import RetryPolicy
 from qaflow.llm import make_provider
 from qaflow.pipeline.answer import AnswerStage
 from qaflow.pipeline.worker import ConcurrentWorker
+from qaflow.services.ended import dead_letter_restore, dropped
 from qaflow.services.limits import AimdLimiter, LimitedProvider, open_rpm_limiter
 from qaflow.services.llm_worker import metrics
 from qaflow.services.service import Built, ServiceContext
@@ -43,16 +51,28 @@ def build(ctx: ServiceContext) -> Built:
     policy = RetryPolicy.from_settings(s)
     stage = AnswerStage(provider, policy, language=s.llm_language, prompt_template=s.llm_prompt_template,
                         prices=s.llm_prices, model=s.model, ledger=True)
+    ended = EndedQuestions()
+
+    def answer(q: QuestionMessage, origin: Origin) -> list[Output]:
+        if q.question_id in ended:
+            dropped(ctx.stage.label, q.question_id, f"generation {q.generation} delivery {q.delivery}")
+            return []
+        outputs, again = first_ends(ended, stage.handle(q, origin))
+        if again:
+            dropped(ctx.stage.label, q.question_id, "its second dead letter")
+        return outputs
+
     worker = ConcurrentWorker(
         ctx.stage.label,
         ctx.consumer(),
         ctx.producer(),
-        stage.handle,
+        answer,
         concurrency=s.llm_concurrency,
         limiter=aimd,
         keepalive_s=keepalive_s(s.kafka_max_poll_interval_ms),
         policy=ctx.policy,
         stop=ctx.stop,
+        restore=dead_letter_restore(ctx.bus, ended, ctx.stage.label),
     )
     ctx.probes.details.update({"provider": s.llm_provider, "model": s.model})
     provider.start()

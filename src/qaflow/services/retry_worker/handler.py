@@ -1,6 +1,9 @@
 """The retry-worker's own part: the retry heap and its gauges.
 
 Built by :func:`qaflow.services.service.run_service` from :data:`qaflow.core.topology.RETRY`.
+A retry of a question that already ended (a dead letter carries it: this worker's, or one read
+back at an assignment, :mod:`qaflow.services.ended`) is dropped, not released: a kill between
+a dead letter at the delivery cap and the commit never ends a question twice.
 """
 
 from __future__ import annotations
@@ -11,7 +14,12 @@ import time
 from prometheus_client import Counter, Gauge
 
 from qaflow.core import topics
+from qaflow.core.messages import Origin, RetryMessage
+from qaflow.core.outputs import Output
+from qaflow.core.restore import EndedQuestions, first_ends
+from qaflow.core.retry import release
 from qaflow.pipeline.retry_worker import RetryWorker
+from qaflow.services.ended import dead_letter_restore, dropped
 from qaflow.services.service import Built, ServiceContext
 
 logger = logging.getLogger("qaflow.services.retry_worker")
@@ -31,6 +39,16 @@ def count_release(topic: str) -> None:
 
 def build(ctx: ServiceContext) -> Built:
     s = ctx.settings
+    ended = EndedQuestions()
+
+    def release_once(retry: RetryMessage, max_delivery_attempts: int, origin: Origin) -> Output | None:
+        q = retry.question
+        if q.question_id in ended:
+            dropped(ctx.stage.label, q.question_id, f"retry of generation {q.generation} delivery {q.delivery}")
+            return None
+        kept, _ = first_ends(ended, [release(retry, max_delivery_attempts, origin)])
+        return kept[0] if kept else None
+
     worker = RetryWorker(
         ctx.consumer(),
         ctx.producer(count_release),
@@ -38,6 +56,8 @@ def build(ctx: ServiceContext) -> Built:
         max_waiting=s.retry_max_waiting,
         policy=ctx.policy,
         stop=ctx.stop,
+        release_one=release_once,
+        restore=dead_letter_restore(ctx.bus, ended, ctx.stage.label),
     )
     WAITING.set_function(lambda: worker.waiting)
     NEXT_DUE.set_function(lambda: max(0.0, (worker.next_due() or time.time()) - time.time()))
