@@ -21,7 +21,10 @@ from collections.abc import Callable
 from prometheus_client import Counter, Histogram
 
 from qaflow.bus.base import Bus
-from qaflow.core.restore import DEAD_LETTER_TOPICS, EndedQuestions, fold_dead_letters
+from qaflow.core.messages import Origin, QuestionMessage, RetryMessage
+from qaflow.core.outputs import Output
+from qaflow.core.restore import DEAD_LETTER_TOPICS, EndedQuestions, first_ends, fold_dead_letters
+from qaflow.core.retry import release
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +58,35 @@ def dropped(stage: str, question_id: str, what: str) -> None:
     """Count and log a record dropped because its question already ended."""
     DROPPED.labels(stage).inc()
     logger.info("question_id=%s already ended (dead-lettered): %s dropped", question_id, what)
+
+
+def answer_once(handle: Callable[[QuestionMessage, Origin], list[Output]], ended: EndedQuestions,
+                stage: str) -> Callable[[QuestionMessage, Origin], list[Output]]:
+    """The llm stage's ``handle`` for questions that did not end; of two dead letters for one
+    question (two copies failing at once) only the first is kept."""
+
+    def answer(q: QuestionMessage, origin: Origin) -> list[Output]:
+        if q.question_id in ended:
+            dropped(stage, q.question_id, f"generation {q.generation} delivery {q.delivery}")
+            return []
+        outputs, again = first_ends(ended, handle(q, origin))
+        if again:
+            dropped(stage, q.question_id, "its second dead letter")
+        return outputs
+
+    return answer
+
+
+def release_once(ended: EndedQuestions, stage: str) -> Callable[[RetryMessage, int, Origin], Output | None]:
+    """The retry stage's release (:func:`qaflow.core.retry.release`) for questions that did not
+    end; None (the record is dropped) for those that did."""
+
+    def release_one(retry: RetryMessage, max_delivery_attempts: int, origin: Origin) -> Output | None:
+        q = retry.question
+        if q.question_id in ended:
+            dropped(stage, q.question_id, f"retry of generation {q.generation} delivery {q.delivery}")
+            return None
+        kept, _ = first_ends(ended, [release(retry, max_delivery_attempts, origin)])
+        return kept[0] if kept else None
+
+    return release_one

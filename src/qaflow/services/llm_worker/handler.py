@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 
 from qaflow.core.faults import keepalive_s
-from qaflow.core.messages import Origin, QuestionMessage
-from qaflow.core.outputs import Output
-from qaflow.core.restore import EndedQuestions, first_ends
+from qaflow.core.restore import EndedQuestions
 from qaflow.core.retry import RetryPolicy
 from qaflow.llm import make_provider
 from qaflow.pipeline.answer import AnswerStage
 from qaflow.pipeline.worker import ConcurrentWorker
-from qaflow.services.ended import dead_letter_restore, dropped
+from qaflow.services.ended import answer_once, dead_letter_restore
 from qaflow.services.limits import AimdLimiter, LimitedProvider, open_rpm_limiter
 from qaflow.services.llm_worker import metrics
 from qaflow.services.service import Built, ServiceContext
@@ -52,21 +50,11 @@ def build(ctx: ServiceContext) -> Built:
     stage = AnswerStage(provider, policy, language=s.llm_language, prompt_template=s.llm_prompt_template,
                         prices=s.llm_prices, model=s.model, ledger=True)
     ended = EndedQuestions()
-
-    def answer(q: QuestionMessage, origin: Origin) -> list[Output]:
-        if q.question_id in ended:
-            dropped(ctx.stage.label, q.question_id, f"generation {q.generation} delivery {q.delivery}")
-            return []
-        outputs, again = first_ends(ended, stage.handle(q, origin))
-        if again:
-            dropped(ctx.stage.label, q.question_id, "its second dead letter")
-        return outputs
-
     worker = ConcurrentWorker(
         ctx.stage.label,
         ctx.consumer(),
         ctx.producer(),
-        answer,
+        answer_once(stage.handle, ended, ctx.stage.label),
         concurrency=s.llm_concurrency,
         limiter=aimd,
         keepalive_s=keepalive_s(s.kafka_max_poll_interval_ms),

@@ -14,12 +14,9 @@ import time
 from prometheus_client import Counter, Gauge
 
 from qaflow.core import topics
-from qaflow.core.messages import Origin, RetryMessage
-from qaflow.core.outputs import Output
-from qaflow.core.restore import EndedQuestions, first_ends
-from qaflow.core.retry import release
+from qaflow.core.restore import EndedQuestions
 from qaflow.pipeline.retry_worker import RetryWorker
-from qaflow.services.ended import dead_letter_restore, dropped
+from qaflow.services.ended import dead_letter_restore, release_once
 from qaflow.services.service import Built, ServiceContext
 
 logger = logging.getLogger("qaflow.services.retry_worker")
@@ -40,15 +37,6 @@ def count_release(topic: str) -> None:
 def build(ctx: ServiceContext) -> Built:
     s = ctx.settings
     ended = EndedQuestions()
-
-    def release_once(retry: RetryMessage, max_delivery_attempts: int, origin: Origin) -> Output | None:
-        q = retry.question
-        if q.question_id in ended:
-            dropped(ctx.stage.label, q.question_id, f"retry of generation {q.generation} delivery {q.delivery}")
-            return None
-        kept, _ = first_ends(ended, [release(retry, max_delivery_attempts, origin)])
-        return kept[0] if kept else None
-
     worker = RetryWorker(
         ctx.consumer(),
         ctx.producer(count_release),
@@ -56,7 +44,7 @@ def build(ctx: ServiceContext) -> Built:
         max_waiting=s.retry_max_waiting,
         policy=ctx.policy,
         stop=ctx.stop,
-        release_one=release_once,
+        release_one=release_once(ended, ctx.stage.label),
         restore=dead_letter_restore(ctx.bus, ended, ctx.stage.label),
     )
     WAITING.set_function(lambda: worker.waiting)
