@@ -77,6 +77,7 @@ def test_an_llm_worker_killed_before_its_commit_dead_letters_no_question_twice(
         calls_before = len(calls)
 
         second = harness.start("llm-worker", **env)
+        second.wait_ready(60)
         seen = harness.collect([topics.DEAD_LETTER], lambda got: {r.key for r in got} >= ids, 60)
         assert {r.key for r in seen} == ids
         # Dropped (the fix), or called again (each call then dead-letters its question again).
