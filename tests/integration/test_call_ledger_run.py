@@ -169,3 +169,5 @@ def test_qaflow_trace_without_an_id_lists_the_recent_questions(tmp_path: Path) -
     assert f"qaflow trace {newest[0]}" in table.stdout
     both = qaflow("trace", newest[0], "--list", *store)
     assert both.returncode == 2 and "not both" in both.stderr
+    none = qaflow("trace", "--list", "--run-id", "answered-from-the-store", *store)  # not "look in another store"
+    assert none.returncode == 0 and "no questions of run answered-from-the-store in" in none.stdout

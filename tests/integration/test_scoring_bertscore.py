@@ -142,6 +142,18 @@ def test_local_model_sets_offline_defaults_but_keeps_explicit_ones(monkeypatch: 
     assert os.environ["TRANSFORMERS_OFFLINE"] == "0"
 
 
+@pytest.mark.usefixtures("scorer")
+def test_loading_the_model_draws_no_progress_bar_of_transformers(capfd: pytest.CaptureFixture[str]) -> None:
+    """transformers' "Loading weights" bar broke into `qaflow run`'s own progress bar."""
+    import transformers
+
+    transformers.utils.logging.enable_progress_bar()  # as a fresh process has it
+    s = BertScoreScorer(ScorerSettings(scorer_device="cpu"))
+    s.start()
+    s.close()
+    assert "Loading weights" not in capfd.readouterr().err
+
+
 def test_factory_and_packaged_dir() -> None:
     assert isinstance(make_scorer(ScorerSettings(scorer="bertscore")), BertScoreScorer)
     directory = packaged_model_dir()

@@ -130,7 +130,7 @@ def run(
     if as_json:
         click.echo(json.dumps(summary.to_dict(), sort_keys=True))
     else:
-        print_summary(summary, Console())
+        print_summary(summary, Console(), store_url=settings.store_url)
         if report_path:
             click.echo(f"report: {report_path}")
     if summary.unique_questions and not summary.succeeded:
@@ -151,7 +151,8 @@ def _trace_list(store_url: str) -> str:
     return f"qaflow trace --list --store {store_url if store_url.startswith('sqlite:') else '…'}"
 
 
-def print_summary(s: RunSummary, console: Console) -> None:
+def print_summary(s: RunSummary, console: Console, store_url: str | None = None) -> None:
+    """The run's summary as a table; ``store_url`` (its password elided) is named as where the results are."""
     from rich.table import Table
 
     def pct(n: int) -> str:
@@ -169,13 +170,10 @@ def print_summary(s: RunSummary, console: Console) -> None:
             "LLM calls",
             f"{s.llm_calls}  (first {s.first_calls}, regeneration {s.regeneration_calls}, retries {s.retry_calls})",
         ),
-        (
-            "mean score by generation",
-            "  ".join(f"g{g}: {v:.3f}" for g, v in sorted(s.mean_score_by_generation.items())) or "-",
-        ),
+        ("mean score by generation", _by_generation(s)),
         ("quality", _quality(s)),
         ("cost", s.cost_text()),
-        ("answered at once", f"{s.cache_hits}  {s.answered_from}" if s.cache_hits else "0"),
+        ("answered at once", _at_once(s)),
         ("dead letters", s.dead_letters),
         ("truncated answers", s.truncated),
         ("time", f"{s.elapsed_s:.1f} s  ({s.questions_per_s:.1f} questions/s)"),
@@ -184,6 +182,8 @@ def print_summary(s: RunSummary, console: Console) -> None:
     ]
     for i, (reason, n) in enumerate(s.failure_reasons):
         rows.append(("failure reasons" if i == 0 else "", f"{n}  {reason}"))
+    if store_url:
+        rows.append(("results in", store_url.split("@")[-1]))
     if s.skipped_rows:
         rows.append(("skipped rows", s.skipped_rows))
     if s.repaired_rows:
@@ -191,6 +191,25 @@ def print_summary(s: RunSummary, console: Console) -> None:
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
+
+
+def _by_generation(s: RunSummary) -> str:
+    """Mean score of each generation's answers; from g2 on, only the answers regenerated (those under the threshold)."""
+    means = "  ".join(f"g{g}: {v:.3f}" for g, v in sorted(s.mean_score_by_generation.items()))
+    if not means:
+        return "-"
+    return means + ("  (g2 on: only the regenerated answers)" if len(s.mean_score_by_generation) > 1 else "")
+
+
+def _at_once(s: RunSummary) -> str:
+    """Questions answered without the pipeline, by source; a store's answers keep the scorer and
+    threshold of the run that scored them, which this run's settings do not change."""
+    if not s.cache_hits:
+        return "0"
+    said = {"store": "from the store", "cache": "from the cache", "duplicate": "repeated in the data set"}
+    sources = ", ".join(f"{n} {said.get(src, src)}" for src, n in sorted(s.answered_from.items()))
+    earlier = (s.answered_from.get("store", 0) + s.answered_from.get("cache", 0)) > 0
+    return f"{s.cache_hits}  ({sources}{'; as an earlier run scored them' if earlier else ''})"
 
 
 def _quality(s: RunSummary) -> str:

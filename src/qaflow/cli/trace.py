@@ -58,7 +58,12 @@ def print_trace(trace: dict[str, Any], console: Console) -> None:
     console.print(t)
 
 
-def print_list(rows: list[QuestionRow], where: str, console: Console) -> None:
+def print_list(rows: list[QuestionRow], where: str, console: Console, run_id: str | None = None) -> None:
+    if not rows and run_id:
+        console.print(f"no questions of run {run_id} in {where} (a run lists the questions it sent to the pipeline; "
+                      "one answered wholly from the store or the cache has none; qaflow trace --list shows the "
+                      "recent ones)", highlight=False)
+        return
     if not rows:
         console.print(f"no questions in {where} (qaflow run writes to sqlite:///qaflow.db in the directory it runs in; "
                       "--store or QAFLOW_STORE_URL reads another store)", highlight=False)
@@ -117,7 +122,7 @@ def trace(question_id: str | None, store_url: str | None, as_list: bool, limit: 
         if as_json:
             click.echo(json.dumps([asdict(r) for r in rows], sort_keys=True))
         else:
-            print_list(rows, where, Console(width=160))
+            print_list(rows, where, Console(width=160), run_id=of_run)
         return
     if got is None:
         msg = f"no question with id {qid} in {where} (qaflow trace --list shows the recent ones)"

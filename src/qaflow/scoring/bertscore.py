@@ -121,6 +121,9 @@ class BertScoreScorer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
 
+        # transformers' own "Loading weights" bar would break into qaflow's progress bar for a load
+        # of a fraction of a second; the load is logged below (transformers.utils.logging).
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         began = time.perf_counter()
         try:
             scorer = bert_score.BERTScorer(
