@@ -102,13 +102,24 @@ class RedisCache:
     def put_many(self, results: Sequence[ResultMessage], ttl_s: int) -> None:
         if not results:
             return
-        done = self._call("_set_many", [(key(r.question_id, self.prefix), r.model_dump_json()) for r in results],
-                          max(1, ttl_s))
-        if done is not _FAILED:
+        items = [(key(r.question_id, self.prefix), r.model_dump_json()) for r in results]
+
+        def set_all(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)  # one round trip; each SET stands alone
+            for k, value in items:
+                pipe.set(k, value, ex=max(1, ttl_s))
+            return list(pipe.execute())
+
+        if self._guarded(set_all) is not _FAILED:
             with self._lock:
                 self.stats.writes += len(results)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The client's ``method``, behind the circuit breaker (see :meth:`_guarded`)."""
+        return self._guarded(lambda client: getattr(client, method)(*args, **kwargs))
+
+    def _guarded(self, call: Any) -> Any:
+        """``call(client)``, or ``_FAILED`` (counted, logged) when Redis is unreachable or the breaker is open."""
         if self._client is None:
             msg = "RedisCache.start() was not called"
             raise RuntimeError(msg)
@@ -116,19 +127,11 @@ class RedisCache:
             self._failed(None)
             return _FAILED
         try:
-            if method == "_set_many":
-                return self._set_many(*args)
-            return getattr(self._client, method)(*args, **kwargs)
+            return call(self._client)
         except self._errors as exc:
             self._open_until = time.monotonic() + self.breaker_s
             self._failed(exc)
             return _FAILED
-
-    def _set_many(self, items: list[tuple[str, str]], ttl_s: int) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)  # one round trip; each SET stands alone
-        for k, value in items:
-            pipe.set(k, value, ex=ttl_s)
-        return list(pipe.execute())
 
     def _failed(self, exc: BaseException | None) -> None:
         now = time.monotonic()
