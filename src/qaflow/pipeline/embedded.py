@@ -197,13 +197,13 @@ class EmbeddedPipeline:
             QuestionMessage.new(q.title, q.content, q.reference_answer, category=q.category, run_id=self.run_id)
             for q in chunk
         ]
-        with self._changed:
+        with self._changed:  # one store read and one flush per chunk
             self._count_submitted(submit_many(submitter, messages), summary, ids, total)
 
     def _count_submitted(
         self, submitted: Iterable[Any], summary: RunSummary, ids: list[str], total: int | None
     ) -> None:
-        for sub in submitted:  # one store read and one flush per chunk
+        for sub in submitted:
             summary.questions += 1
             ids.append(sub.question_id)
             if sub.source in (Source.CACHE, Source.STORE):
