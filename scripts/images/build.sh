@@ -34,8 +34,9 @@ build() {  # build IMAGE ARGS...
   local log="$CACHE_DIR/images/build-$image.log" status=0
   podman build "${common[@]}" "$@" -t "localhost/qaflow/$image:$TAG" "$REPO" >"$log" 2>&1 || status=$?
   if ((status)) && grep -q "no space left on device" "$log"; then
-    # The scorer (PyPI's CUDA torch) needs ~20 GB while it builds, and old images are what fill
-    # the disk: untagged ones, and the previous build of this very image (6.6 GB for the scorer),
+    # A cold scorer build (PyPI's CUDA torch) peaks near 18 GB above what it keeps (its 6.6 GB
+    # deps layer is written three times over while committed; docs/kubernetes.md), and old
+    # images are what fill the disk: untagged ones, and the previous build of this very image,
     # which the new one replaces anyway. Drop them (their layer cache goes too) and try once more.
     echo "build of $image ran out of disk; removing untagged images and the previous $image:$TAG, then trying again" >&2
     podman rmi -f "localhost/qaflow/$image:$TAG" >/dev/null 2>&1 || true

@@ -7,6 +7,7 @@ says what podman needs changed: ports and Service names on the host network).
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,25 @@ def test_every_image_starts_its_service_by_its_own_entry_point(containers: Path)
             wrong.append(f"{name}: ENTRYPOINT {config.get('Entrypoint')} != chart command {services[name]['command']}")
         if config.get("User", "").split(":")[0] != "10001":
             wrong.append(f"{name}: USER {config.get('User')!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+PROBE = """
+import importlib.metadata, importlib.util, pathlib
+print(importlib.metadata.version("qaflow"), importlib.util.find_spec("pip") is not None,
+      pathlib.Path("/opt/venv/bin/qaflow").read_text().splitlines()[0])
+"""
+
+
+def test_the_python_images_hold_qaflow_installed_and_no_pip(containers: Path) -> None:
+    """build-app's /app, copied over the deps venv, is an installed qaflow (metadata and the
+    console script with the venv's interpreter), and no layer left pip behind."""
+    version = tomllib.loads((podman.REPO / "pyproject.toml").read_text())["project"]["version"]
+    wrong = []
+    for name in podman.PYTHON_IMAGES:
+        out = podman.podman("run", "--rm", "--entrypoint", "python", podman.image_ref(name), "-c", PROBE).split()
+        if out != [version, "False", "#!/opt/venv/bin/python"]:
+            wrong.append(f"{name}: version, pip present, qaflow script shebang = {out}")
     assert not wrong, "\n".join(wrong)
 
 
