@@ -202,14 +202,8 @@ def _by_generation(s: RunSummary) -> str:
 
 
 def _at_once(s: RunSummary) -> str:
-    """Questions answered without the pipeline, by source; a store's answers keep the scorer and
-    threshold of the run that scored them, which this run's settings do not change."""
-    if not s.cache_hits:
-        return "0"
-    said = {"store": "from the store", "cache": "from the cache", "duplicate": "repeated in the data set"}
-    sources = ", ".join(f"{n} {said.get(src, src)}" for src, n in sorted(s.answered_from.items()))
-    earlier = (s.answered_from.get("store", 0) + s.answered_from.get("cache", 0)) > 0
-    return f"{s.cache_hits}  ({sources}{'; as an earlier run scored them' if earlier else ''})"
+    """Questions answered without the pipeline, by source (RunSummary.at_once_text)."""
+    return f"{s.cache_hits}  ({s.at_once_text()})" if s.cache_hits else "0"
 
 
 def _quality(s: RunSummary) -> str:

@@ -90,6 +90,16 @@ class RunSummary:
         return (f"{format_usd(self.cost)} in all{per_q}: first answers {format_usd(k.get('first', 0.0))}, "
                 f"regeneration {format_usd(k.get('regeneration', 0.0))}, retries {format_usd(k.get('retry', 0.0))}")
 
+    def at_once_text(self) -> str:
+        """Where the questions answered without the pipeline came from, in words ("" when none):
+        "2 from the store, 1 repeated in the data set; as an earlier run scored them". A store's
+        or cache's answers keep the scorer and threshold of the run that scored them, which this
+        run's settings do not change."""
+        said = {"store": "from the store", "cache": "from the cache", "duplicate": "repeated in the data set"}
+        sources = ", ".join(f"{n} {said.get(src, src)}" for src, n in sorted(self.answered_from.items()))
+        earlier = (self.answered_from.get("store", 0) + self.answered_from.get("cache", 0)) > 0
+        return f"{sources}{'; as an earlier run scored them' if earlier else ''}"
+
     @property
     def extra_calls(self) -> int:
         return self.regeneration_calls + self.retry_calls

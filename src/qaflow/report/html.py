@@ -78,13 +78,14 @@ def figures(summary: RunSummary, scores: dict[str, list[float]], points: list[Th
     out["generations"] = _figure_png(fig)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
     labels = ["first", "regeneration", "retry"]
-    values = [summary.first_calls, summary.regeneration_calls, summary.retry_calls]
-    ax.bar(labels, values, color=["tab:blue", "tab:orange", "tab:gray"])
-    ax.set(ylabel="LLM calls", title=f"Calls spent ({summary.llm_calls} in all)")
-    out["calls"] = _figure_png(fig)
-    plt.close(fig)
+    if summary.llm_calls:  # a run answered from the store made none: the text says so (render)
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        values = [summary.first_calls, summary.regeneration_calls, summary.retry_calls]
+        ax.bar(labels, values, color=["tab:blue", "tab:orange", "tab:gray"])
+        ax.set(ylabel="LLM calls", title=f"Calls spent ({summary.llm_calls} in all)")
+        out["calls"] = _figure_png(fig)
+        plt.close(fig)
 
     if summary.cost is not None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -137,7 +138,7 @@ text-align: left; font-size: 0.9rem; }}
 {summary.failed} failed; {summary.truncated} stored answers truncated.
 {summary.llm_calls} LLM calls ({summary.regeneration_calls} for regeneration,
 {summary.retry_calls} retries, counted from the call ledger). Mean score {_fmt(summary.mean_first_score)}
-for first answers, {_fmt(summary.mean_final_score)} for stored answers.</p>
+for first answers, {_fmt(summary.mean_final_score)} for stored answers.</p>{_answered_at_once(summary)}
 <p id="cost">Cost: {html.escape(summary.cost_text())}.</p>
 {imgs}
 <h2>Threshold study</h2>
@@ -148,6 +149,15 @@ thresholds up to the run's ({summary.threshold:g}); above it only first answers 
 <h2>Summary</h2><table>{rows}</table>
 </body></html>
 """
+
+
+def _answered_at_once(summary: RunSummary) -> str:
+    """A paragraph on the questions answered at once, from the cache, the store or an earlier row
+    of the data set (RunSummary.at_once_text); empty when there were none."""
+    if not summary.cache_hits:
+        return ""
+    return (f'\n<p id="at-once">{summary.cache_hits} of {summary.unique_questions} questions were answered at '
+            f"once, with no LLM call ({html.escape(summary.at_once_text())}).</p>")
 
 
 def _value(v: Any) -> str:
