@@ -40,3 +40,11 @@ def test_a_run_that_answered_everything_itself_says_zero_and_names_no_store_unle
 def test_later_generations_are_said_to_average_only_the_regenerated_answers() -> None:
     s = RunSummary(run_id="r", threshold=0.8, max_generations=3, mean_score_by_generation={2: 0.74, 1: 0.68})
     assert rows(s)["mean score by generation"] == "g1: 0.680  g2: 0.740  (g2 on: only the regenerated answers)"
+
+
+def test_a_run_shorter_than_a_second_gives_milliseconds_not_zero_seconds() -> None:
+    quick = RunSummary(run_id="r", questions=210, elapsed_s=0.042, questions_per_s=5000.0)
+    assert rows(quick)["time"] == "42 ms  (5000.0 questions/s)"
+    long = RunSummary(run_id="r", questions=210, elapsed_s=12.34, questions_per_s=17.0)
+    assert rows(long)["time"] == "12.3 s  (17.0 questions/s)"
+    assert rows(RunSummary(run_id="r"))["time"] == "0 ms"

@@ -176,7 +176,7 @@ def print_summary(s: RunSummary, console: Console, store_url: str | None = None)
         ("answered at once", _at_once(s)),
         ("dead letters", s.dead_letters),
         ("truncated answers", s.truncated),
-        ("time", f"{s.elapsed_s:.1f} s  ({s.questions_per_s:.1f} questions/s)"),
+        ("time", _time(s)),
         ("scorer", f"{s.scorer.get('name')} {s.scorer.get('model', '')}  threshold {s.threshold}"),
         ("LLM", f"{s.llm.get('provider')} {s.llm.get('model')}"),
     ]
@@ -191,6 +191,12 @@ def print_summary(s: RunSummary, console: Console, store_url: str | None = None)
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
+
+
+def _time(s: RunSummary) -> str:
+    """Wall time, in milliseconds under a second (a run answered from the store takes a few), and the rate."""
+    took = f"{s.elapsed_s:.1f} s" if s.elapsed_s >= 1 else f"{1000 * s.elapsed_s:.0f} ms"
+    return f"{took}  ({s.questions_per_s:.1f} questions/s)" if s.questions_per_s else took
 
 
 def _by_generation(s: RunSummary) -> str:
