@@ -91,6 +91,14 @@ def test_real_bertscore_run_with_report(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 4 and "Threshold study" in html
 
 
+def test_json_leaves_stderr_empty_where_it_is_not_a_terminal(tmp_path: Path) -> None:
+    """A script reading --json's stdout and logging stderr sees nothing there: no bar, no blank line."""
+    proc = qaflow("run", "--json", "--dataset", str(SAMPLE), "--scorer", "lexical", "--limit", "10",
+                  "--store", f"sqlite:///{tmp_path / 'q.db'}")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["questions"] == 10
+    assert proc.stderr == ""
+
+
 def test_malformed_dataset_gives_file_and_line_not_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b'"1","ok title","","an answer"\n"2","broken \xff\xfe title","","x"\n')

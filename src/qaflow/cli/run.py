@@ -109,6 +109,7 @@ def run(
         TimeElapsedColumn(),
         console=err,
         transient=as_json,
+        disable=as_json and not err.is_terminal,  # rich leaves a blank line where no bar was drawn
     ) as bar:
         task = bar.add_task("answering", total=limit)
 
