@@ -116,6 +116,31 @@ def test_concurrent_starts_migrate_once(open_store: Callable[[], SqlStore]) -> N
     assert len({tuple(migrations(s)) for s in stores}) == 1
 
 
+def test_stores_started_at_the_same_moment_on_a_new_sqlite_file_all_start(tmp_path: Path) -> None:
+    """Two qaflow processes on one new file: the switch to WAL mode may be refused at once
+    ("database is locked", no busy handler where it could deadlock); start() waits instead.
+    8 threads behind a barrier, 30 new files: about one start in ten failed before."""
+    from qaflow.store.sqlite import SqliteStore
+
+    opened: list[SqliteStore] = []
+
+    def start(path: Path, barrier: threading.Barrier) -> None:
+        s = SqliteStore(f"sqlite:///{path}")
+        opened.append(s)
+        barrier.wait(timeout=10)
+        s.start()
+
+    try:
+        for n in range(30):
+            barrier = threading.Barrier(8)
+            with ThreadPoolExecutor(8) as pool:
+                for f in [pool.submit(start, tmp_path / f"q{n}.db", barrier) for _ in range(8)]:
+                    f.result()
+    finally:
+        for s in opened:
+            s.close()
+
+
 def test_record_question_is_true_only_the_first_time(store: SqlStore) -> None:
     first = q("What is a monad?")
     assert store.record_question(first) is True
