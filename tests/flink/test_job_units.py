@@ -92,7 +92,7 @@ def test_environment_fallbacks_and_precedence() -> None:
     [
         ([], {}, "--bootstrap-servers"),
         (BOOT, {"QAFLOW_TRESHOLD": "0.5"}, "QAFLOW_THRESHOLD"),  # a typo, with the hint
-        ([*BOOT, "--threshold", "1.5"], {}, "QAFLOW_THRESHOLD"),
+        ([*BOOT, "--threshold", "1.5"], {}, "--threshold: Input should be less than or equal to 1"),  # as typed
         ([*BOOT, "--scorer", "remote"], {}, "QAFLOW_SCORER_URL"),
         ([*BOOT, "--delivery-guarantee", "exactly-once", "--checkpoint-interval-s", "0"], {}, "exactly-once"),
         ([*BOOT, "-D", "novalue"], {}, "KEY=VALUE"),

@@ -99,6 +99,17 @@ def test_json_leaves_stderr_empty_where_it_is_not_a_terminal(tmp_path: Path) -> 
     assert proc.stderr == ""
 
 
+def test_a_bad_option_is_one_line_naming_the_option_before_any_progress(tmp_path: Path) -> None:
+    proc = qaflow("run", "--dataset", str(SAMPLE), "--scorer", "lexical", "--store", "foo://bar")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "Error: --store: unsupported scheme 'foo' (use sqlite:///path or postgresql://user:pass@host/db)"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text('"1","ok title","","an answer"\n"2","x""y,"z\n')
+    proc = qaflow("run", "--dataset", str(bad), "--scorer", "lexical", "--store", f"sqlite:///{tmp_path / 'q.db'}")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no bar above it
+
+
 def test_malformed_dataset_gives_file_and_line_not_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b'"1","ok title","","an answer"\n"2","broken \xff\xfe title","","x"\n')

@@ -84,6 +84,19 @@ def test_url_families_name_the_variable_and_the_forms() -> None:
     assert type(open_store("postgres://u@h/db")).__name__ == "PostgresStore"
 
 
+def test_a_url_of_no_plugin_stops_at_load_naming_the_option_given_and_never_echoing_the_url() -> None:
+    """Checked with the settings, so a run stops before it starts; the option the user typed is
+    named (not a variable they never set), and the URL, which may hold a password, is not shown."""
+    url = "ftp://user:hunter2@db/qaflow"
+    with pytest.raises(ConfigError) as err:
+        load(EmbeddedSettings, {}, flags={"store_url": "--store"}, store_url=url)
+    assert str(err.value) == "--store: unsupported scheme 'ftp' (use sqlite:///path or postgresql://user:pass@host/db)"
+    with pytest.raises(ConfigError) as err:
+        load(EmbeddedSettings, {"QAFLOW_CACHE_URL": url})
+    assert str(err.value).startswith("QAFLOW_CACHE_URL: unsupported scheme 'ftp'") and "hunter2" not in str(err.value)
+    assert load(EmbeddedSettings, {"QAFLOW_CACHE_URL": "rediss://h:1/0"}).cache_url == "rediss://h:1/0"  # an alias
+
+
 def test_docs_and_help_list_every_plugin() -> None:
     doc = markdown()
     for field in plugins.HOMES:

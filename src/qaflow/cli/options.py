@@ -125,6 +125,13 @@ def overrides(values: Mapping[str, Any] | argparse.Namespace, options: Iterable[
     return {option.field: get(option.field) for option in options}
 
 
+def given_flags(values: Mapping[str, Any] | argparse.Namespace, options: Iterable[Option]) -> dict[str, str]:
+    """Field -> flag of the ``options`` given a value, for :func:`qaflow.core.settings.load`'s
+    ``flags``: an error in ``--store foo://x`` then names ``--store``, not ``QAFLOW_STORE_URL``."""
+    given = overrides(values, options)
+    return {option.field: option.flag for option in options if given[option.field] is not None}
+
+
 def env_hints(
     cls: type[BaseSettings], options: Iterable[Option], command: click.Command, command_path: str
 ) -> dict[str, str]:

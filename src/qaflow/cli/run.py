@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qaflow.cli.common import default_dataset, friendly_errors
-from qaflow.cli.options import Option, click_options, env_hints
+from qaflow.cli.options import Option, click_options, env_hints, given_flags
 from qaflow.core.settings import EmbeddedSettings, load
 from qaflow.pipeline.summary import RunSummary
 
@@ -85,13 +85,13 @@ def run(
          or there was nothing to answer
       1  the run finished but every question failed (the summary lists the top reasons)
       2  the run could not start or stopped: a bad option or QAFLOW_* variable, an
-         unreadable data set, a server that does not answer"""
+         unreadable data set, a server that does not answer, a backend error"""
     from qaflow.datasets import open_dataset
     from qaflow.pipeline.embedded import EmbeddedPipeline
 
     ctx = click.get_current_context()
     hints = env_hints(EmbeddedSettings, OPTIONS, ctx.command, ctx.command_path)
-    settings = load(EmbeddedSettings, hints=hints, **settings_options)
+    settings = load(EmbeddedSettings, hints=hints, flags=given_flags(settings_options, OPTIONS), **settings_options)
     if not no_server_check:
         from qaflow.cli.preflight import check_servers
 
@@ -109,7 +109,9 @@ def run(
         TimeElapsedColumn(),
         console=err,
         transient=as_json,
-        disable=as_json and not err.is_terminal,  # rich leaves a blank line where no bar was drawn
+        # Only on a terminal: elsewhere rich prints the bar once when it stops, a blank line with
+        # --json and a stale bar above an error line.
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task("answering", total=limit)
 

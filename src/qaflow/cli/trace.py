@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qaflow.cli.common import friendly_errors
-from qaflow.cli.options import Option, click_options
+from qaflow.cli.options import Option, click_options, given_flags
 from qaflow.core.cost import format_usd
 from qaflow.core.errors import ConfigError
 from qaflow.core.settings import BackendSettings, load
@@ -106,7 +106,7 @@ def trace(question_id: str | None, store_url: str | None, as_list: bool, limit: 
     if question_id and as_list:
         msg = "give a QUESTION_ID or --list, not both"
         raise click.UsageError(msg)
-    s = load(BackendSettings, store_url=store_url)
+    s = load(BackendSettings, flags=given_flags({"store_url": store_url}, OPTIONS), store_url=store_url)
     where = s.store_url.split("@")[-1]  # no user or password in messages
     store = open_store(s.store_url)
     store.start()

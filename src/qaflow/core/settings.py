@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -63,8 +63,12 @@ def _plugin(field: str, description: str) -> Any:
 
 
 def _known_plugin(field: str, value: str) -> str:
-    if plugins.family(field).find(value) is None:
-        msg = f"Input should be {plugins.family(field).choices()}"
+    fam = plugins.family(field)
+    if fam.find(value) is None:
+        if fam.by_scheme:
+            msg = f"unsupported scheme {value.split('://', 1)[0]!r} (use {fam.describe()})"
+        else:
+            msg = f"Input should be {fam.choices()}"
         raise ValueError(msg)
     return value
 
@@ -198,6 +202,12 @@ class BackendSettings(_Group):
             raise ValueError(msg)
         return self
 
+    @field_validator("bus_url", "store_url", "cache_url")
+    @classmethod
+    def _known_scheme(cls, value: str, info: ValidationInfo) -> str:
+        """The URL's scheme names a plugin (checked here, so a run stops before it starts)."""
+        return _known_plugin(str(info.field_name), value)
+
 
 class CostSettings(_Group):
     llm_prices: dict[str, tuple[float, float]] = Field(
@@ -304,7 +314,12 @@ def _hint(name: str, own: set[str], hints: Mapping[str, str]) -> str:
 
 
 def load(
-    cls: type[S], environ: Mapping[str, str] | None = None, *, hints: Mapping[str, str] | None = None, **overrides: Any
+    cls: type[S],
+    environ: Mapping[str, str] | None = None,
+    *,
+    hints: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
+    **overrides: Any,
 ) -> S:
     """Build ``cls`` from the environment plus explicit overrides, or raise ConfigError.
 
@@ -312,6 +327,9 @@ def load(
     own variables: a typo, or a variable meant for another service (which this one would ignore).
     ``hints`` (upper-case variable name -> text) replace that guess for names the caller knows
     better, e.g. a command-line option with no variable (:func:`qaflow.cli.options.env_hints`).
+    ``flags`` (field -> option, e.g. ``store_url`` -> ``--store``) name the options the values in
+    ``overrides`` came from, so an error names what the user typed, not a variable they never set
+    (:func:`qaflow.cli.options.given_flags`).
     """
     env = os.environ if environ is None else environ
     unknown = _unknown(env, cls)
@@ -323,7 +341,7 @@ def load(
     try:
         return cls.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, values)) from exc
+        raise ConfigError(_explain(exc, values, flags or {})) from exc
 
 
 def field_help(name: str, info: FieldInfo) -> str:
@@ -334,13 +352,14 @@ def field_help(name: str, info: FieldInfo) -> str:
     return text
 
 
-def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
+def _explain(exc: ValidationError, values: Mapping[str, Any], flags: Mapping[str, str]) -> str:
     lines = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else ""
-        name = PREFIX + field.upper() if field else "configuration"
+        name = flags.get(field) or (PREFIX + field.upper() if field else "configuration")
         got = values.get(field)
-        shown = "" if got is None or "key" in field or "password" in field else f" (got {got!r})"
+        secret = "key" in field or "password" in field or field.endswith("_url")  # a URL may hold a password
+        shown = "" if got is None or secret else f" (got {got!r})"
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {msg}{shown}" if field else msg)
     return "; ".join(lines)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qaflow.cli.options import Option, add_arguments
+from qaflow.cli.options import Option, add_arguments, given_flags
 from qaflow.cli.options import overrides as options_overrides
 from qaflow.core.errors import ConfigError
 from qaflow.core.score_step import GatePolicy
@@ -174,7 +174,8 @@ def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None =
     overrides = options_overrides(ns, OPTIONS)
     if overrides["bus_url"] and not overrides["bus_url"].startswith("kafka://"):
         overrides["bus_url"] = "kafka://" + overrides["bus_url"]
-    settings = load(ScoreJobSettings, os.environ if environ is None else environ, **overrides)
+    settings = load(ScoreJobSettings, os.environ if environ is None else environ,
+                    flags=given_flags(ns, OPTIONS), **overrides)
     topic_overrides = {
         logical: getattr(ns, f"topic_{opt.replace('-', '_')}") for opt, logical in _TOPIC_OPTIONS.items()
     }

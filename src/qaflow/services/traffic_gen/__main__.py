@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from qaflow.cli.options import Option, add_arguments
+from qaflow.cli.options import Option, add_arguments, given_flags
 from qaflow.core.errors import ConfigError, DatasetError
 from qaflow.core.settings import TrafficGenSettings, load
 from qaflow.datasets import open_dataset
@@ -105,8 +105,9 @@ def run(s: TrafficGenSettings, *, workers: int, timeout_s: float, retries: int, 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     overrides: dict[str, Any] = {name: getattr(args, name) for name in OPTIONS.values()}
+    flags = given_flags(args, [Option(flag, name) for flag, name in OPTIONS.items()])
     try:
-        s = load(TrafficGenSettings, **overrides)
+        s = load(TrafficGenSettings, flags=flags, **overrides)
     except ConfigError as exc:
         print(f"{NAME}: configuration error: {exc}", file=sys.stderr)
         return 2
