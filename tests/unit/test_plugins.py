@@ -94,6 +94,9 @@ def test_a_url_of_no_plugin_stops_at_load_naming_the_option_given_and_never_echo
     with pytest.raises(ConfigError) as err:
         load(EmbeddedSettings, {"QAFLOW_CACHE_URL": url})
     assert str(err.value).startswith("QAFLOW_CACHE_URL: unsupported scheme 'ftp'") and "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load(EmbeddedSettings, {"QAFLOW_STORE_URL": "hunter2"})  # a secret in the wrong place
+    assert str(err.value).startswith("QAFLOW_STORE_URL: not a URL (use ") and "hunter2" not in str(err.value)
     assert load(EmbeddedSettings, {"QAFLOW_CACHE_URL": "rediss://h:1/0"}).cache_url == "rediss://h:1/0"  # an alias
 
 

@@ -84,15 +84,21 @@ class Family:
         key = value.split("://", 1)[0] if self.by_scheme else value
         return next((p for p in self.plugins if key == p.name or key in p.aliases), None)
 
+    def refusal(self, value: str) -> str:
+        """Why ``value`` names no plugin. A URL family shows only the scheme, never the URL (it
+        may hold a password), nor a value without one (a secret put in the wrong place)."""
+        if not self.by_scheme:
+            return f"unknown {value!r}; use one of {', '.join(self.names())}"
+        if "://" not in value:
+            return f"not a URL (use {self.describe()})"
+        return f"unsupported scheme {value.split('://', 1)[0]!r} (use {self.describe()})"
+
     def get(self, value: str) -> Plugin:
         """The plugin ``value`` names, or :class:`ConfigError` naming the variable and the choices."""
         plugin = self.find(value)
         if plugin is not None:
             return plugin
-        if self.by_scheme:
-            msg = f"{self.variable}: unsupported scheme {value.split('://', 1)[0]!r} (use {self.describe()})"
-        else:
-            msg = f"{self.variable}: unknown {value!r}; use one of {', '.join(self.names())}"
+        msg = f"{self.variable}: {self.refusal(value)}"
         raise ConfigError(msg)
 
     def load(self, value: str) -> Any:

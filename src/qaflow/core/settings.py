@@ -65,10 +65,7 @@ def _plugin(field: str, description: str) -> Any:
 def _known_plugin(field: str, value: str) -> str:
     fam = plugins.family(field)
     if fam.find(value) is None:
-        if fam.by_scheme:
-            msg = f"unsupported scheme {value.split('://', 1)[0]!r} (use {fam.describe()})"
-        else:
-            msg = f"Input should be {fam.choices()}"
+        msg = fam.refusal(value) if fam.by_scheme else f"Input should be {fam.choices()}"
         raise ValueError(msg)
     return value
 
