@@ -19,15 +19,22 @@ HOLD_S = 30.0
 
 
 class CountingScorer(LexicalScorer):
+    """Counts its calls. Its second call waits (up to ``HOLD_S``) for the store's first write to
+    begin, so scoring is still left to do while that write is held, however the threads run."""
+
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
         self.called = threading.Condition()
+        self.write_started = threading.Event()
 
     def score(self, candidates: list[str], references: list[str]) -> Any:
         with self.called:
             self.calls += 1
+            n = self.calls
             self.called.notify_all()
+        if n == 2:
+            self.write_started.wait(HOLD_S)
         return super().score(candidates, references)
 
     def called_again(self, timeout_s: float) -> bool:
@@ -47,6 +54,7 @@ class HeldStore:
     def write(self, batch: Any) -> None:
         if self.first_write_saw_scoring is None:
             self.first_write_saw_scoring = False
+            self.scorer.write_started.set()
             self.first_write_saw_scoring = self.scorer.called_again(HOLD_S)
         self.inner.write(batch)
 
@@ -58,7 +66,9 @@ def test_the_score_stage_keeps_scoring_while_the_storage_stage_waits_on_its_stor
     tmp_path: Path, kafka_bootstrap: str, unique_name: str
 ) -> None:
     """With the stages stepped in turn on one thread (before), the held write held every stage:
-    the scorer was not called during the ``HOLD_S`` wait, and this failed."""
+    the scorer was not called during the ``HOLD_S`` wait, and this failed. (Without the scorer's
+    handshake it could also fail on threads, when all 60 answers were scored before the first
+    write: seen once in CI under load.)"""
     from qaflow.datasets import open_dataset
 
     settings = load(EmbeddedSettings, {}, bus_url=f"kafka://{kafka_bootstrap}", topic_prefix=f"{unique_name}.",
