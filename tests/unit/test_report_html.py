@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from qaflow.pipeline.summary import RunSummary
 from qaflow.report.html import figures, render
-
-pytest.importorskip("matplotlib")
 
 
 def scores() -> dict[str, list[float]]:
